@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lab lab-up lab-down env clean bench
+
+demo: $(STAMP)            ## create the environment and run the provider runbook against the lab twin
+	$(BIN)/runbook run provider --lab
+
+test: $(STAMP)            ## create the environment and run the whole test suite
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)             ## start a lab twin and open JupyterLab on the notebooks
+	$(BIN)/runbook lab up
+	RUNBOOK_SITE=$$($(BIN)/runbook lab site) $(BIN)/jupyter lab notebooks/
+
+lab-down: $(STAMP)
+	$(BIN)/runbook lab down
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

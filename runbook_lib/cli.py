@@ -1,0 +1,380 @@
+"""The ``runbook`` command: a thin layer over :mod:`runbook_lib.runner` and the lab twin.
+
+::
+
+    runbook run SECTION [--site FILE | --lab [SCENARIO]] [-p NAME VALUE]... [--json]
+                        [--outputs DIR] [--timeout SECONDS] [--progress | --no-progress]
+    runbook lab up [SCENARIO]      start a twin in the background, print its site file
+    runbook lab down               stop it
+    runbook lab site               print the running twin's site file (exit 1 when none runs)
+    runbook lab scenarios          the shipped scenarios and the findings each expects
+
+Exit status of ``run`` (design.md's contract): 0 no finding is a problem, 1 only unknowns, 2 at
+least one problem, 3 the run itself failed or could not start. Mistakes the user can make (a bad
+site file, an unknown runbook or scenario) print one message on stderr, no traceback, exit 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import kernel
+from .errors import RunbookError
+from .verdict import EXIT_RUN_FAILED
+
+SITE_ENV = "RUNBOOK_SITE"
+LAB_READY_TIMEOUT = 30.0
+LAB_STOP_GRACE = 5.0
+DEFAULT_CELL_TIMEOUT = 600.0
+_HEALTHY = ""  # `--lab` with no scenario
+
+
+class UsageError(RunbookError):
+    """The command line asks for something that cannot be done."""
+
+
+# --- parameters -------------------------------------------------------------------------------
+
+def parse_value(text: str) -> Any:
+    """A ``-p`` value as a YAML scalar: ``3`` is an int, ``true`` a bool, ``null`` None.
+
+    Anything that is not a plain scalar (a list, a mapping, a date, invalid YAML) stays the
+    string that was typed.
+    """
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return text
+
+
+def parse_parameters(pairs: list[list[str]] | None) -> dict[str, Any]:
+    return {name: parse_value(value) for name, value in (pairs or [])}
+
+
+# --- the background twin (`runbook lab up/down`) -----------------------------------------------
+
+def lab_dir() -> Path:
+    """Where ``runbook lab up`` keeps its twin: ``<RUNBOOK_HOME>/lab``."""
+    return kernel.state_dir() / "lab"
+
+
+def _pid_file(d: Path) -> Path:
+    return d / "pid"
+
+
+def _alive(pid: int) -> bool:
+    """True when ``pid`` runs and is a lab twin (guards against a recycled pid)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child that exited
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    proc = Path(f"/proc/{pid}")
+    if proc.exists():
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError):
+            return False
+        return state != "Z" and "runbook_lib.lab" in cmdline
+    return True
+
+
+def running_twin() -> dict | None:
+    """``{"site": ..., "pid": ...}`` of the twin ``lab up`` started, if it is still running."""
+    try:
+        info = json.loads((lab_dir() / "ready").read_text(encoding="utf-8"))
+        pid = int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info if _alive(pid) else None
+
+
+def _starting_pid(d: Path) -> int | None:
+    try:
+        pid = int(_pid_file(d).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def lab_up(scenario: str | None) -> dict:
+    """Start ``python -m runbook_lib.lab serve`` detached; wait for it to be ready."""
+    d = lab_dir()
+    twin = running_twin()
+    if twin is not None:
+        raise UsageError(f"a lab twin is already running (pid {twin['pid']}, site {twin['site']}); "
+                         "stop it with `runbook lab down`")
+    if _starting_pid(d) is not None:
+        raise UsageError(f"a lab twin is starting or stuck (pid {_starting_pid(d)}); "
+                         "stop it with `runbook lab down`")
+    _clear_state(d)
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "runbook_lib.lab", "serve", "--dir", str(d)]
+    if scenario:
+        argv += ["--scenario", scenario]
+    log_path = d / "twin.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True)
+    _pid_file(d).write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + LAB_READY_TIMEOUT
+    while time.monotonic() < deadline:
+        twin = running_twin()
+        if twin is not None:
+            return twin
+        if proc.poll() is not None:
+            _clear_state(d, keep_log=True)
+            raise RunbookError(f"the lab twin exited (status {proc.returncode}) before it was ready: "
+                               f"{_tail(log_path)}")
+        time.sleep(0.1)
+    _stop_pid(proc.pid)
+    proc.wait(timeout=LAB_STOP_GRACE)
+    _clear_state(d, keep_log=True)
+    raise RunbookError(f"the lab twin was not ready after {LAB_READY_TIMEOUT:g} s "
+                       f"(log: {log_path}): {_tail(log_path)}")
+
+
+def lab_down() -> bool:
+    """Stop the background twin (SIGTERM, SIGKILL after 5 s) and remove its state.
+
+    Returns False when no twin was running.
+    """
+    d = lab_dir()
+    twin = running_twin()
+    pid = int(twin["pid"]) if twin else _starting_pid(d)
+    if pid is not None:
+        _stop_pid(pid)
+    _clear_state(d)
+    return pid is not None
+
+
+def _stop_pid(pid: int) -> None:
+    """SIGTERM the twin's process group, SIGKILL it if it is still there after the grace time."""
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + LAB_STOP_GRACE
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.1)
+    _signal_group(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # lab up starts the twin as the leader of a new session
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _clear_state(d: Path, *, keep_log: bool = False) -> None:
+    import shutil
+
+    if not d.exists():
+        return
+    for child in d.iterdir():
+        if keep_log and child.name == "twin.log":
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+    if not keep_log:
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:]) or "(empty log)"
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def _site_for_run(args) -> Path:
+    """--site, else $RUNBOOK_SITE, else the twin `lab up` keeps running, else a clear error."""
+    if args.site:
+        return Path(args.site)
+    if os.environ.get(SITE_ENV):
+        return Path(os.environ[SITE_ENV])
+    twin = running_twin()
+    if twin is not None:
+        return Path(twin["site"])
+    raise UsageError("no site file: give --site FILE, or --lab [SCENARIO] for the lab twin, "
+                     f"or set {SITE_ENV}, or start a twin with `runbook lab up`")
+
+
+def cmd_run(args) -> int:
+    from .runner import run_runbook
+
+    parameters = parse_parameters(args.param)
+    progress = (sys.stderr.isatty() and not args.json) if args.progress is None else args.progress
+
+    def run(site: Path) -> int:
+        result = run_runbook(args.section, site_file=site, parameters=parameters,
+                             outputs_dir=args.outputs, progress=progress, timeout=args.timeout)
+        print(result.verdict.to_json() if args.json else result.verdict.text())
+        return result.exit_code
+
+    if args.lab is None:
+        return run(_site_for_run(args))
+
+    try:
+        from .lab.twin import Twin
+    except ImportError as exc:
+        raise UsageError(f"the lab twin needs the 'lab' extra (pip install 'omni-runbooks[lab]'): {exc}")
+    twin = Twin(args.lab or None)
+    try:
+        return run(twin.start())
+    finally:
+        try:
+            twin.stop()
+        except Exception as exc:  # report, but never hide the run's own outcome
+            print(f"runbook: warning: stopping the lab twin failed: {exc}", file=sys.stderr)
+
+
+def cmd_lab_up(args) -> int:
+    twin = lab_up(args.scenario)
+    site = twin["site"]
+    print(site)
+    scenario = twin.get("scenario") or args.scenario or "healthy"
+    print(f"lab twin running (pid {twin['pid']}, scenario {scenario})", file=sys.stderr)
+    print(f"  run a runbook against it:  runbook run SECTION --site {site}", file=sys.stderr)
+    print(f"  or in JupyterLab:          site_file = \"{site}\"", file=sys.stderr)
+    print("  stop it:                   runbook lab down", file=sys.stderr)
+    return 0
+
+
+def cmd_lab_down(args) -> int:
+    if lab_down():
+        print("lab twin stopped", file=sys.stderr)
+    else:
+        print("no lab twin was running", file=sys.stderr)
+    return 0
+
+
+def cmd_lab_site(args) -> int:
+    twin = running_twin()
+    if twin is None:
+        print("runbook: no lab twin is running (start one with `runbook lab up`)", file=sys.stderr)
+        return 1
+    print(twin["site"])
+    return 0
+
+
+def cmd_lab_scenarios(args) -> int:
+    try:
+        from .lab.model import list_scenarios, load_scenario
+    except ImportError as exc:
+        raise UsageError(f"the lab twin needs the 'lab' extra (pip install 'omni-runbooks[lab]'): {exc}")
+    found = list_scenarios()
+    if not found:
+        print("no scenarios are shipped", file=sys.stderr)
+        return 0
+    width = max(len(n) for n in found)
+    for name in sorted(found):
+        scenario = load_scenario(name)
+        expect = ", ".join(scenario.get("expect") or []) or "(nothing: healthy)"
+        print(f"{name:<{width}}  expects {expect}")
+        if scenario.get("summary"):
+            print(f"{'':<{width}}  {scenario['summary'].strip().splitlines()[0]}")
+    return 0
+
+
+# --- the parser -------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error; 2 means "a problem was found" here, so use 3."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_RUN_FAILED, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="runbook", description="Executable runbooks for an Omni + Proxmox + Talos + ArgoCD stack.")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,lab}")
+
+    run = verbs.add_parser(
+        "run", help="run one runbook headless, keep the record, print the verdict",
+        description="Run one runbook headless, keep the record, print the verdict. Exit status: 0 no "
+                    "problem, 1 only unknowns, 2 at least one problem, 3 the run failed.")
+    run.add_argument("section", metavar="SECTION", help="the runbook (a notebook in notebooks/)")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--site", metavar="FILE", help=f"the site file (default: ${SITE_ENV}, then "
+                                                      "the twin of `runbook lab up`)")
+    where.add_argument("--lab", nargs="?", const=_HEALTHY, default=None, metavar="SCENARIO",
+                       help="run against a lab twin started for this run (healthy, a shipped "
+                            "scenario name, or a scenario file)")
+    run.add_argument("-p", "--parameter", dest="param", nargs=2, action="append",
+                     metavar=("NAME", "VALUE"), help="a notebook parameter (VALUE read as YAML "
+                                                     "scalar); secrets only as env:NAME / file:PATH")
+    run.add_argument("--json", action="store_true", help="print the verdict JSON instead of text")
+    run.add_argument("--outputs", metavar="DIR", help="where records go (default: $RUNBOOK_OUTPUTS "
+                                                      "or ./outputs)")
+    run.add_argument("--timeout", type=float, default=DEFAULT_CELL_TIMEOUT, metavar="SECONDS",
+                     help=f"longest any one cell may run (default {DEFAULT_CELL_TIMEOUT:g})")
+    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="show a progress bar (default: when stderr is a terminal)")
+    run.set_defaults(func=cmd_run)
+
+    lab = verbs.add_parser("lab", help="keep a lab twin running for interactive work")
+    lab_verbs = lab.add_subparsers(dest="lab_verb", required=True, metavar="{up,down,site,scenarios}")
+    up = lab_verbs.add_parser("up", help="start a twin in the background and print its site file")
+    up.add_argument("scenario", nargs="?", default=None, metavar="SCENARIO",
+                    help="a shipped scenario name or a scenario file (default: healthy)")
+    up.set_defaults(func=cmd_lab_up)
+    lab_verbs.add_parser("down", help="stop the background twin").set_defaults(func=cmd_lab_down)
+    lab_verbs.add_parser("site", help="print the running twin's site file").set_defaults(func=cmd_lab_site)
+    lab_verbs.add_parser("scenarios", help="list the shipped scenarios and what each expects"
+                         ).set_defaults(func=cmd_lab_scenarios)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # papermill logs what the verdict already says (a timed-out cell); keep stderr for our messages
+    logging.getLogger("papermill").addHandler(logging.NullHandler())
+    try:
+        return args.func(args)
+    except RunbookError as exc:
+        print(f"runbook: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    except KeyboardInterrupt:
+        print("runbook: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""One exception family for the whole package: callers catch :class:`RunbookError`.
+
+Source failures carry the target they were talking to and a reason a person can act on; a check
+turns them into an ``unknown`` finding, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class RunbookError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class SiteError(RunbookError):
+    """The site file is missing, malformed or fails validation; the message names the field."""
+
+
+class SecretRefError(SiteError):
+    """A secret reference (``env:NAME`` / ``file:PATH``) cannot be resolved."""
+
+
+class ScenarioError(RunbookError):
+    """A lab-twin scenario file is malformed or unknown."""
+
+
+class RunFailed(RunbookError):
+    """The runbook itself could not be run (kernel died, notebook missing)."""
+
+
+class SourceError(RunbookError):
+    """A system could not answer. ``target`` says which, ``reason`` why."""
+
+    kind = "error"
+
+    def __init__(self, target: str, reason: str):
+        super().__init__(f"{target}: {reason}")
+        self.target = target
+        self.reason = reason
+
+
+class Unreachable(SourceError):
+    """Connection refused, no route, DNS failure: nothing answered."""
+
+    kind = "unreachable"
+
+
+class TimedOut(SourceError):
+    """The system accepted the request but did not finish within the deadline."""
+
+    kind = "timeout"
+
+
+class AuthFailed(SourceError):
+    """Credentials were rejected (401, invalid signature, SSH auth failure)."""
+
+    kind = "auth"
+
+
+class PermissionDenied(SourceError):
+    """Credentials were accepted but lack a privilege or role."""
+
+    kind = "permission"
+
+
+class TLSFailed(SourceError):
+    """TLS or SSH host-key verification failed."""
+
+    kind = "tls"
+
+
+class NotFound(SourceError):
+    """The object asked for does not exist (container, resource, file)."""
+
+    kind = "not_found"
+
+
+class CommandFailed(SourceError):
+    """A remote or local command ran and exited non-zero."""
+
+    kind = "command"
+
+    def __init__(self, target: str, reason: str, *, rc: int | None = None, stderr: str = ""):
+        super().__init__(target, reason)
+        self.rc = rc
+        self.stderr = stderr
+
+
+class Malformed(SourceError):
+    """The system answered, but not in the format expected."""
+
+    kind = "malformed"

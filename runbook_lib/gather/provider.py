@@ -1,0 +1,292 @@
+"""Evidence for the provider runbook: the container, its config and logs, Omni's view, Proxmox.
+
+Three independent groups run in parallel: the provider host over SSH (container, config, logs,
+probes from there), Omni through omnictl, and Proxmox from here. The names of what they gather are
+documented in :mod:`runbook_lib.checks.provider`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import yaml
+
+from .. import redact
+from ..calls import CallLog
+from ..checks.provider import LOG_CATEGORIES, START_LINE
+from ..errors import NotFound, RunbookError
+from ..evidence import Evidence
+from ..logscan import LogScan
+from ..site import Site
+from ..sources import docker
+from ..sources.omni import Omnictl
+from ..sources.proxmox import ProxmoxCluster
+from ..sources.ssh import SSHHost
+from . import in_parallel
+from .probes import curl_from
+
+PROVIDER_IMAGE = "omni-infra-provider-proxmox"
+_FLAG_ENV = {"omni_api_endpoint": "OMNI_ENDPOINT", "key": "OMNI_SERVICE_ACCOUNT_KEY"}
+
+
+@dataclass
+class Options:
+    log_tail: int | None = 5000  # lines of `docker logs` to scan (None: all)
+    log_since: str | None = None  # e.g. "24h"; passed to `docker logs --since`
+    probe_timeout: float = 5.0
+    try_provider_credentials: bool = True  # log in to Proxmox with the provider's own credentials
+
+
+@dataclass
+class _Private:
+    """What gathering must hold but evidence must not: the provider's Proxmox credentials."""
+
+    credentials: dict = field(default_factory=dict)
+
+
+def parse_flags(args: list[str], env: dict[str, str]) -> dict:
+    """The provider's flags from its command line, falling back to the env vars they default to."""
+    flags: dict = {}
+    names = {"--omni-api-endpoint": "omni_api_endpoint", "--id": "id", "--config-file": "config_file",
+             "--omni-service-account-key": "key", "--insecure-skip-verify": "insecure_skip_verify",
+             "--provider-name": "provider_name"}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, _, value = arg.partition("=")
+        if name in names:
+            key = names[name]
+            if key == "insecure_skip_verify":
+                flags[key] = value.lower() != "false" if value else True
+            elif value or "=" in arg:
+                flags[key] = value
+            elif i + 1 < len(args):
+                flags[key] = args[i + 1]
+                i += 1
+        i += 1
+    for key, var in _FLAG_ENV.items():
+        if not flags.get(key) and env.get(var):
+            flags[key] = env[var]
+    flags["key_set"] = bool(flags.pop("key", None))  # the key itself never becomes evidence
+    return flags
+
+
+def summarize_container(inspect: dict) -> dict:
+    """The parts of `docker inspect` the checks read, with secrets masked."""
+    state = inspect.get("State") or {}
+    config = inspect.get("Config") or {}
+    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in config.get("Env") or [])
+    args = list(inspect.get("Args") or config.get("Cmd") or [])
+    flags = parse_flags(args, env)  # before masking: it needs to know whether the key is set
+    return {
+        "name": (inspect.get("Name") or "").lstrip("/"),
+        "image": config.get("Image", ""),
+        "state": state.get("Status", "unknown"),
+        "running": bool(state.get("Running")),
+        "restarting": bool(state.get("Restarting")),
+        "exit_code": state.get("ExitCode"),
+        "error": state.get("Error", ""),
+        "started_at": state.get("StartedAt", ""),
+        "finished_at": state.get("FinishedAt", ""),
+        "health": (state.get("Health") or {}).get("Status"),
+        "restart_count": inspect.get("RestartCount", 0),
+        "args": redact.mask_args(args),
+        "env": redact.mask_env(env),
+        "mounts": [{"source": m.get("Source"), "destination": m.get("Destination")} for m in inspect.get("Mounts") or []],
+        "flags": flags,
+    }
+
+
+def summarize_config(text: str) -> tuple[dict, dict]:
+    """The provider's config.yaml: (masked summary for evidence, credentials kept private)."""
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise RunbookError(f"the provider's config.yaml is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    px = doc.get("proxmox") if isinstance(doc, dict) else None
+    if not isinstance(px, dict):
+        raise RunbookError("the provider's config.yaml has no 'proxmox:' mapping")
+    for key in ("password", "tokenSecret", "token"):
+        redact.register(str(px.get(key) or ""))
+    if px.get("username") and px.get("password"):
+        auth = "password"
+    elif px.get("token"):
+        auth = "token"
+    elif px.get("tokenID") and px.get("tokenSecret"):
+        auth = "token"
+    else:
+        auth = "none"
+    summary = {
+        "url": px.get("url", ""),
+        "auth": auth,
+        "tokenID": px.get("tokenID", ""),
+        "username": px.get("username", ""),
+        "realm": px.get("realm", ""),
+        "insecureSkipVerify": bool(px.get("insecureSkipVerify", False)),
+    }
+    creds = {k: px.get(k) for k in ("url", "username", "password", "realm", "tokenID", "tokenSecret")}
+    return summary, creds
+
+
+def find_container(containers: list[dict], name: str | None, image: str) -> str | None:
+    """The provider's container name: the site's name if given, else the first with the image."""
+    if name:
+        return name if any(c.get("Names") == name for c in containers) else None
+    for c in containers:
+        if image in c.get("Image", "") or PROVIDER_IMAGE in c.get("Image", ""):
+            return c.get("Names")
+    return None
+
+
+def api_base(url: str) -> str:
+    """The Proxmox URL without the /api2/json suffix the provider's config carries."""
+    url = url.rstrip("/")
+    return url[: -len("/api2/json")] if url.endswith("/api2/json") else url
+
+
+def gather(site: Site, calls: CallLog, options: Options | None = None,
+           progress: Callable[[str], None] | None = None) -> Evidence:
+    opts = options or Options()
+    ev = Evidence()
+    ev.put("expected", {"omni_url": site.omni.url, "provider_id": site.provider.id,
+                        "cluster": site.provider.cluster})
+    private = _Private()
+    host = SSHHost(site.hosts.provider, calls)
+    try:
+        in_parallel(ev, {
+            "provider host": lambda e: _provider_host(e, host, site, opts, private),
+            "omni": lambda e: _omni(e, site, calls),
+            "proxmox": lambda e: _proxmox(e, site, calls),
+        }, progress)
+        if opts.try_provider_credentials and private.credentials.get("url"):
+            ev.collect("provider_credentials", _try_credentials, private.credentials, site, calls)
+        elif ev.has("provider_config"):
+            ev.fail("provider_credentials", "not tried (try_provider_credentials is off or no URL)")
+    finally:
+        host.close()
+    return ev
+
+
+def _provider_host(ev: Evidence, host: SSHHost, site: Site, opts: Options, private: _Private) -> None:
+    spec = site.hosts.provider
+    containers = ev.collect("containers", docker.ps, host)
+    if containers is None:
+        reason = ev.error("containers")
+        for name in ("container", "provider_config", "logs", "omni_probe_from_provider",
+                     "proxmox_probe_from_provider"):
+            ev.fail(name, f"the provider host could not be asked: {reason}")
+        return
+    name = find_container(containers, spec.container, spec.image)
+    if name is None:
+        ev.put("container", None)
+        ev.fail("logs", "no provider container")
+        ev.fail("provider_config", "no provider container")
+    else:
+        try:
+            ev.put("container", summarize_container(docker.inspect(host, name)))
+        except NotFound:
+            ev.put("container", None)
+        except RunbookError as exc:
+            ev.fail("container", str(exc))
+        container = ev.optional("container")
+        if container is not None:
+            _config(ev, host, container, private)
+            _logs(ev, host, name, opts)
+    omni_url = site.omni.url
+    container = ev.optional("container")
+    if container and container["flags"].get("omni_api_endpoint"):
+        omni_url = container["flags"]["omni_api_endpoint"]
+    ev.collect("omni_probe_from_provider", curl_from, host, omni_url.rstrip("/") + "/healthz",
+               timeout=opts.probe_timeout)
+    pve_url = private.credentials.get("url")
+    if pve_url:
+        ev.collect("proxmox_probe_from_provider", curl_from, host, api_base(pve_url) + "/api2/json/version",
+                   timeout=opts.probe_timeout)
+    else:
+        ev.fail("proxmox_probe_from_provider", "the provider's Proxmox URL is unknown (no config.yaml read)")
+
+
+def _config(ev: Evidence, host: SSHHost, container: dict, private: _Private) -> None:
+    path = container["flags"].get("config_file")
+    if not path:
+        ev.put("provider_config", None)
+        return
+    mount = next((m for m in container["mounts"] if m["destination"] == path), None)
+    if mount is None:
+        ev.fail("provider_config", f"--config-file {path} is not a mount of the container; cannot read it")
+        return
+    try:
+        text = docker.read_file(host, mount["source"])
+        summary, private.credentials = summarize_config(text)
+        summary["path"] = f"{mount['source']} (mounted at {path})"
+        ev.put("provider_config", summary)
+    except RunbookError as exc:
+        ev.fail("provider_config", str(exc))
+
+
+def _logs(ev: Evidence, host: SSHHost, name: str, opts: Options) -> None:
+    scan = LogScan(LOG_CATEGORIES, reset=START_LINE)
+    try:
+        res = docker.logs(host, name, scan.feed, tail=opts.log_tail, since=opts.log_since)
+        scan.replaced = getattr(res, "replaced", 0)
+        summary = scan.summary()
+        summary["window"] = f"tail {opts.log_tail or 'all'}" + (f", since {opts.log_since}" if opts.log_since else "")
+        ev.put("logs", summary)
+    except RunbookError as exc:
+        ev.fail("logs", str(exc))
+
+
+def _omni(ev: Evidence, site: Site, calls: CallLog) -> None:
+    omni = Omnictl(site.omni, calls)
+    providers = ev.collect("infraproviders_raw", omni.get, "infraproviders")
+    if providers is None:
+        ev.fail("infraproviders", ev.error("infraproviders_raw"))
+        ev.fail("provider_status", ev.error("infraproviders_raw"))
+        return
+    ev.put("infraproviders", sorted(p["metadata"]["id"] for p in providers))
+    try:
+        combined = omni.get("infraprovidercombinedstatuses")
+        health = {h["metadata"]["id"]: h for h in omni.get("infraproviderhealthstatuses")}
+    except RunbookError as exc:
+        ev.fail("provider_status", str(exc))
+        return
+    status = {}
+    now = time.time()
+    for c in combined:
+        pid = c["metadata"]["id"]
+        h = (c.get("spec") or {}).get("health") or {}
+        beat = ((health.get(pid) or {}).get("spec") or {}).get("lastheartbeattimestamp") or {}
+        seconds = beat.get("seconds")
+        status[pid] = {"connected": bool(h.get("connected")), "initialized": bool(h.get("initialized")),
+                       "error": h.get("error") or "",
+                       "heartbeat_age": (now - float(seconds)) if seconds else None}
+    ev.put("provider_status", status)
+
+
+def _proxmox(ev: Evidence, site: Site, calls: CallLog) -> None:
+    cluster = ProxmoxCluster(site.provider.cluster, site.proxmox[site.provider.cluster], calls)
+    ev.put("proxmox_endpoints", [p.__dict__ if hasattr(p, "__dict__") else dict(p) for p in cluster.probe()])
+
+
+def _try_credentials(creds: dict, site: Site, calls: CallLog) -> dict:
+    """GET /version with the provider's own credentials, trusting what the site trusts for that cluster."""
+    spec = site.proxmox[site.provider.cluster]
+    url = api_base(creds["url"])
+    cluster = ProxmoxCluster.with_credentials(
+        "provider credentials", [url], calls,
+        token_id=creds.get("tokenID"), token_secret=creds.get("tokenSecret"),
+        user=_user(creds), password=creds.get("password"),
+        verify=(spec.ca_file or True) if spec.verify_tls else False,
+    )
+    probe = cluster.probe()[0]
+    p = probe.__dict__ if hasattr(probe, "__dict__") else dict(probe)
+    return {"url": url, "ok": p["ok"], "kind": "ok" if p["ok"] else p["kind"], "error": p.get("error", "")}
+
+
+def _user(creds: dict) -> str | None:
+    if not creds.get("username"):
+        return None
+    user = creds["username"]
+    return user if "@" in user else f"{user}@{creds.get('realm') or 'pam'}"

@@ -1,0 +1,157 @@
+"""What every runbook notebook shares: parameters and their form, the run, the display helpers.
+
+The same code path runs headless (papermill, ``headless=True``) and interactive (JupyterLab): the
+form only *changes* the parameter values that the following cells read, so nothing branches on
+the mode except whether the form is shown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import redact
+from .calls import CallLog
+from .errors import SiteError
+from .site import Site, load_site
+from .verdict import Finding, Verdict
+
+SITE_ENV = "RUNBOOK_SITE"
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:4]
+
+
+class Parameters:
+    """The notebook's parameters as attributes; :meth:`form` edits them with ipywidgets."""
+
+    def __init__(self, **values: Any):
+        self.__dict__.update(values)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def form(self, *, skip: tuple[str, ...] = ("headless", "run_id", "verdict_path")):
+        """Show a form bound to the values (interactive use only; returns the widget)."""
+        import ipywidgets as w
+        from IPython.display import display
+
+        rows = []
+        for name, value in self.__dict__.items():
+            if name in skip:
+                continue
+            if isinstance(value, bool):
+                widget = w.Checkbox(value=value, description=name, indent=False)
+            elif isinstance(value, int):
+                widget = w.IntText(value=value, description=name)
+            elif isinstance(value, float):
+                widget = w.FloatText(value=value, description=name)
+            else:
+                widget = w.Text(value=str(value), description=name, layout=w.Layout(width="60%"))
+            widget.style.description_width = "14em"
+            widget.observe(lambda change, n=name: setattr(self, n, change["new"]), names="value")
+            rows.append(widget)
+        box = w.VBox([w.HTML("<b>Parameters</b> (edit, then run the cells below)"), *rows])
+        display(box)
+        return box
+
+
+def resolve_site_file(site_file: str = "") -> Path:
+    """The site file to use: the parameter, else ``$RUNBOOK_SITE``, else a running lab twin's."""
+    if site_file:
+        return Path(site_file).expanduser()
+    if os.environ.get(SITE_ENV):
+        return Path(os.environ[SITE_ENV]).expanduser()
+    ready = Path(os.environ.get("RUNBOOK_HOME", "~/.local/state/runbook")).expanduser() / "lab" / "ready"
+    if ready.exists():
+        return Path(json.loads(ready.read_text())["site"])
+    raise SiteError("no site file: set the site_file parameter or RUNBOOK_SITE, or start a twin with "
+                    "`runbook lab up`")
+
+
+@dataclass
+class Run:
+    """One execution of a runbook: its calls, timing and the verdict it ends with."""
+
+    runbook: str
+    params: Parameters
+    site: Site | None = None
+    calls: CallLog = field(default_factory=CallLog)
+    started: str = field(default_factory=utcnow)
+    t0: float = field(default_factory=time.monotonic)
+
+    def load_site(self) -> Site:
+        self.site = load_site(resolve_site_file(getattr(self.params, "site_file", "")))
+        return self.site
+
+    def progress(self, step: str) -> None:
+        print(f"[{time.monotonic() - self.t0:6.1f} s] gathered: {step}", flush=True)
+
+    def verdict(self, findings: list[Finding]) -> Verdict:
+        params = redact.default().obj(self.params.as_dict())
+        for k in ("headless", "verdict_path"):
+            params.pop(k, None)
+        return Verdict(
+            runbook=self.runbook,
+            findings=findings,
+            run_id=getattr(self.params, "run_id", "") or new_run_id(),
+            site=self.site.name if self.site else "",
+            started=self.started,
+            finished=utcnow(),
+            parameters=params,
+            calls=redact.default().obj(self.calls.to_list()),
+            warnings=self.site.insecure_settings() if self.site else [],
+        )
+
+    def finish(self, findings: list[Finding]) -> Verdict:
+        """Build the verdict and, when the runner asked for it, write the verdict JSON."""
+        v = self.verdict(findings)
+        path = getattr(self.params, "verdict_path", "")
+        if path:
+            tmp = Path(path).with_suffix(".tmp")
+            tmp.write_text(redact.default().text(v.to_json()), encoding="utf-8")
+            os.replace(tmp, path)
+        return v
+
+
+def start(runbook: str, params: Parameters) -> Run:
+    """Begin a run; shows the parameter form unless headless."""
+    if not getattr(params, "headless", True):
+        params.form()
+    return Run(runbook, params)
+
+
+def frame(rows: list[dict] | dict, columns: list[str] | None = None):
+    """A pandas DataFrame from rows (or one mapping shown as field/value)."""
+    import pandas as pd
+
+    if isinstance(rows, dict):
+        rows = [{"field": k, "value": v} for k, v in rows.items()]
+        columns = ["field", "value"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def site_summary(site: Site):
+    rows = [
+        {"what": "Omni", "where": site.omni.url, "how": f"omnictl {site.omni.omnictl.binary}"},
+        {"what": "provider host", "where": site.hosts.provider.label,
+         "how": f"ssh, container {site.hosts.provider.container or '(by image)'}"},
+        {"what": "Omni host", "where": site.hosts.omni.label, "how": f"ssh, compose in {site.hosts.omni.compose_dir}"},
+    ]
+    for name, c in site.proxmox.items():
+        rows.append({"what": f"Proxmox {name}", "where": ", ".join(c.endpoints),
+                     "how": f"API token {c.token_id}" if c.token_id else f"user {c.user}"})
+    for w in site.insecure_settings():
+        rows.append({"what": "WARNING", "where": w, "how": ""})
+    return frame(rows, ["what", "where", "how"])

@@ -1,0 +1,379 @@
+"""Commands on a remote host over SSH (paramiko), with deadlines, bounded memory and provenance.
+
+One :class:`SSHHost` per site host. It connects on first use and reuses that one connection for
+every command. Host keys are checked strictly unless the site says ``strict_host_keys: false``.
+
+Each command runs remotely as ``timeout -k 2 <secs> <argv...>`` so nothing is left running on
+the host, and a local wall-clock deadline (a little longer, to let the remote ``timeout`` report
+first) closes the channel if the host stops answering. Both outputs are drained as they arrive:
+paramiko only reopens the window for what is read, so an unread stderr would stall stdout.
+"""
+
+from __future__ import annotations
+
+import errno
+import getpass
+import math
+import os
+import select
+import shlex
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import paramiko
+
+from .. import redact
+from ..calls import CallLog
+from ..errors import (
+    AuthFailed,
+    SourceError,
+    TimedOut,
+    TLSFailed,
+    Unreachable,
+)
+from ..site import SSHTarget, resolve_secret
+from . import Bounded, CommandResult, LineSplitter, Tail, decode
+
+CHUNK = 65536
+KILL_AFTER = 2  # seconds the remote `timeout` waits after TERM before KILL
+LOCAL_GRACE = 1.0  # the local deadline is the command timeout plus this
+RUN_MAX_BYTES = 8 << 20  # run() keeps at most this much of each stream
+TIMEOUT_RC = 124  # what `timeout` exits with when the command ran out of time
+
+__all__ = ["SSHHost", "CommandResult", "Endpoint", "resolve_endpoint"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and as whom to connect, after ``ssh_config`` and the site's fields are merged."""
+
+    hostname: str
+    port: int
+    user: str
+    key_files: tuple[str, ...]  # explicit key first; ssh_config IdentityFile entries otherwise
+    explicit_key: bool  # the site named key_file: use only it, no agent, no ~/.ssh/id_*
+    identities_only: bool
+    known_hosts: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.user}@{self.hostname}:{self.port}"
+
+
+def _expand(path: str) -> str:
+    return os.path.expandvars(os.path.expanduser(path))
+
+
+def resolve_endpoint(target: SSHTarget) -> Endpoint:
+    """Merge ``ssh_config`` (looked up by alias, else host) with the site's explicit fields.
+
+    The site wins wherever it sets a field; ``known_hosts`` from the site counts only when it was
+    written in the site file, otherwise ``UserKnownHostsFile`` from ``ssh_config`` applies.
+    """
+    cfg: dict = {}
+    config_path = _expand(target.ssh_config)
+    if os.path.isfile(config_path):
+        parsed = paramiko.SSHConfig.from_path(config_path)
+        cfg = parsed.lookup(target.alias or target.host or "")
+    name = target.alias or target.host or ""
+    hostname = target.host or cfg.get("hostname") or name
+    port = target.port or int(cfg.get("port", 22))
+    user = target.user or cfg.get("user") or getpass.getuser()
+    if target.key_file:
+        keys: tuple[str, ...] = (_expand(target.key_file),)
+    else:
+        keys = tuple(_expand(k) for k in cfg.get("identityfile", []) if os.path.exists(_expand(k)))
+    if "known_hosts" in target.model_fields_set or not cfg.get("userknownhostsfile"):
+        known = (_expand(target.known_hosts),)
+    else:
+        known = tuple(_expand(k) for k in cfg["userknownhostsfile"].split())
+    return Endpoint(
+        hostname=hostname,
+        port=port,
+        user=user,
+        key_files=keys,
+        explicit_key=bool(target.key_file),
+        identities_only=str(cfg.get("identitiesonly", "no")).lower() == "yes",
+        known_hosts=known,
+    )
+
+
+def remote_command(argv: list[str], timeout: float) -> str:
+    """The shell line sent to the host: the argv under ``timeout``, each word quoted."""
+    if not argv:
+        raise ValueError("empty command")
+    secs = max(1, math.ceil(timeout)) if timeout >= 1 else round(timeout, 3)
+    return shlex.join(["timeout", "-k", str(KILL_AFTER), f"{secs:g}", *argv])
+
+
+class SSHHost:
+    """A host reached over SSH. ``run()`` collects output; ``stream()`` hands it over line by line."""
+
+    def __init__(self, target: SSHTarget, calls: CallLog):
+        self.target = target
+        self.calls = calls
+        self.label = target.label
+        self.name = f"ssh {self.label}"
+        self._client: paramiko.SSHClient | None = None
+        self._lock = threading.Lock()
+
+    # --- connection -----------------------------------------------------------------------
+    def _transport(self) -> paramiko.Transport:
+        with self._lock:
+            client = self._client
+            if client is not None:
+                transport = client.get_transport()
+                if transport is not None and transport.is_active():
+                    return transport
+                client.close()
+                self._client = None
+            self._client = self._connect()
+            return self._client.get_transport()
+
+    def _connect(self) -> paramiko.SSHClient:
+        ep = resolve_endpoint(self.target)
+        with self.calls.record(self.name, f"connect {ep}") as call:
+            pkey = self._load_key(ep)
+            client = paramiko.SSHClient()
+            if self.target.strict_host_keys:
+                for path in ep.known_hosts:
+                    if os.path.isfile(path):
+                        client.load_host_keys(path)
+                client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            else:  # explicitly off: accept and remember in memory only, never write a file
+                client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            use_agent = not ep.explicit_key and not ep.identities_only
+            t = self.target.connect_timeout
+            try:
+                client.connect(
+                    ep.hostname,
+                    port=ep.port,
+                    username=ep.user,
+                    pkey=pkey,
+                    key_filename=list(ep.key_files[1:] if pkey else ep.key_files) or None,
+                    allow_agent=use_agent,
+                    look_for_keys=use_agent,
+                    timeout=t,
+                    banner_timeout=t,
+                    auth_timeout=t,
+                    channel_timeout=t,
+                )
+            except Exception as exc:
+                transport = client.get_transport()
+                banner = bool(transport is not None and transport.remote_version)
+                client.close()
+                raise self._connect_error(exc, ep, banner=banner) from None
+            transport = client.get_transport()
+            transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            transport.set_keepalive(15)
+            call.detail = f"connected ({transport.remote_version})"
+            return client
+
+    def _load_key(self, ep: Endpoint) -> paramiko.PKey | None:
+        """The site's key_file, decrypted with key_passphrase when one is given."""
+        if not ep.explicit_key:
+            return None
+        path = ep.key_files[0]
+        passphrase = None
+        if self.target.key_passphrase:
+            passphrase = resolve_secret(self.target.key_passphrase, field="key_passphrase")
+        try:
+            # from_path hands the password to cryptography, which wants bytes
+            return paramiko.PKey.from_path(path, password=passphrase.encode() if passphrase else None)
+        except FileNotFoundError:
+            raise AuthFailed(self.name, f"key file {path} does not exist") from None
+        except (paramiko.SSHException, ValueError, TypeError, OSError) as exc:
+            if passphrase:
+                reason = f"cannot load key file {path}: wrong key_passphrase, or not a private key"
+            elif isinstance(exc, (TypeError, paramiko.PasswordRequiredException)):
+                reason = f"key file {path} is encrypted and no key_passphrase is set"
+            else:
+                reason = f"cannot load key file {path}: {redact.default().text(str(exc))}"
+            raise AuthFailed(self.name, reason) from None
+
+    def _connect_error(self, exc: Exception, ep: Endpoint, *, banner: bool) -> SourceError:
+        where = f"{ep.hostname}:{ep.port}"
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return TLSFailed(
+                self.name,
+                f"host key of {where} does not match known_hosts "
+                f"(got {exc.key.get_name()} {exc.key.fingerprint}): the host was reinstalled, "
+                f"or this is not the host you meant",
+            )
+        if isinstance(exc, paramiko.AuthenticationException):
+            return AuthFailed(self.name, f"authentication as {ep.user} on {where} failed ({exc})")
+        if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+            codes = {getattr(e, "errno", None) for e in exc.errors.values()}
+            if codes == {errno.ECONNREFUSED}:
+                return Unreachable(self.name, f"connection to {where} refused")
+            return Unreachable(self.name, f"cannot connect to {where}: {exc.strerror or exc}")
+        if isinstance(exc, socket.gaierror):
+            return Unreachable(self.name, f"cannot resolve host {ep.hostname}: {exc.strerror}")
+        if isinstance(exc, (socket.timeout, TimeoutError)):
+            return TimedOut(
+                self.name, f"no answer from {where} within {self.target.connect_timeout:g} s"
+            )
+        if isinstance(exc, paramiko.SSHException):
+            msg = str(exc)
+            if "not found in known_hosts" in msg:
+                files = ", ".join(ep.known_hosts)
+                return TLSFailed(
+                    self.name, f"host key of {where} is not in known_hosts ({files}); add it first"
+                )
+            if not banner or "banner" in msg.lower():
+                return Unreachable(
+                    self.name,
+                    f"{where} accepted the connection but sent no SSH banner within "
+                    f"{self.target.connect_timeout:g} s ({msg})",
+                )
+            return Unreachable(self.name, f"SSH negotiation with {where} failed: {msg}")
+        if isinstance(exc, OSError):
+            return Unreachable(self.name, f"cannot connect to {where}: {exc.strerror or exc}")
+        if isinstance(exc, EOFError):
+            return Unreachable(self.name, f"{where} closed the connection during the handshake")
+        return Unreachable(self.name, f"cannot connect to {where}: {type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def __enter__(self) -> "SSHHost":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- commands -------------------------------------------------------------------------
+    def run(self, argv: list[str], timeout: float | None = None, *,
+            max_bytes: int = RUN_MAX_BYTES) -> CommandResult:
+        """Run a command and collect both outputs (each kept up to ``max_bytes``).
+
+        A non-zero exit code is returned, not raised. Running out of time raises ``TimedOut``.
+        """
+        out, err = Bounded(max_bytes), Bounded(max_bytes)
+        rc, seconds, bytes_in = self._execute(
+            argv, timeout, out.add, err.add, truncated=lambda: bool(out.overflow or err.overflow)
+        )
+        stdout, r1 = decode(bytes(out.data))
+        stderr, r2 = decode(bytes(err.data))
+        return CommandResult(
+            argv=list(argv), rc=rc, stdout=stdout, stderr=stderr, seconds=seconds,
+            bytes_in=bytes_in, truncated=bool(out.overflow or err.overflow), replaced=r1 + r2,
+        )
+
+    def stream(self, argv: list[str], on_line: Callable[[str, str], None],
+               timeout: float | None = None, max_line: int = 65536, *,
+               tail_lines: int = 100) -> CommandResult:
+        """Run a command and call ``on_line(stream, line)`` for every line as it arrives.
+
+        ``stream`` is ``"stdout"`` or ``"stderr"``; lines have no newline, undecodable bytes are
+        replaced (and counted in ``replaced``), and a line longer than ``max_line`` bytes arrives
+        cut, ending in a marker that says how much was dropped. The result's stdout/stderr are
+        the last ``tail_lines`` lines of each stream.
+        """
+        tails = {"stdout": Tail(tail_lines), "stderr": Tail(tail_lines)}
+
+        def deliver(name: str) -> Callable[[list[str]], None]:
+            tail = tails[name]
+
+            def lines(batch: list[str]) -> None:
+                tail.extend(batch)
+                for line in batch:
+                    on_line(name, line)
+
+            return lines
+
+        out = LineSplitter(deliver("stdout"), max_line)
+        err = LineSplitter(deliver("stderr"), max_line)
+
+        def finish() -> None:
+            out.close()
+            err.close()
+
+        rc, seconds, bytes_in = self._execute(
+            argv, timeout, out.feed, err.feed, truncated=lambda: bool(out.cut or err.cut), finish=finish
+        )
+        stdout, stderr = tails["stdout"].text(), tails["stderr"].text()
+        return CommandResult(
+            argv=list(argv), rc=rc, stdout=stdout, stderr=stderr, seconds=seconds,
+            bytes_in=bytes_in,
+            truncated=tails["stdout"].dropped or tails["stderr"].dropped or bool(out.cut or err.cut),
+            replaced=out.replaced + err.replaced, stdout_lines=out.lines,
+            stderr_lines=err.lines, cut_lines=out.cut + err.cut,
+        )
+
+    def _execute(self, argv: list[str], timeout: float | None,
+                 on_out: Callable[[bytes], None], on_err: Callable[[bytes], None], *,
+                 truncated: Callable[[], bool], finish: Callable[[], None] = lambda: None,
+                 ) -> tuple[int, float, int]:
+        """Run ``argv`` remotely, feeding raw chunks to ``on_out``/``on_err``; (rc, secs, bytes)."""
+        argv = list(argv)
+        timeout = float(timeout or self.target.command_timeout)
+        command = remote_command(argv, timeout)
+        shown = shlex.join(redact.mask_args(argv))
+        transport = self._transport()
+        with self.calls.record(self.name, shown) as call:
+            call.bytes_out = len(command.encode())
+            start = time.monotonic()
+            try:
+                chan = transport.open_session(timeout=self.target.connect_timeout)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                self.close()
+                raise Unreachable(self.name, f"cannot open a session: {exc or type(exc).__name__}") from None
+            received = 0
+            try:
+                wake = chan.fileno()  # readable whenever stdout or stderr has data, and at EOF
+                chan.exec_command(command)
+                deadline = start + timeout + LOCAL_GRACE
+                while True:
+                    busy = False
+                    if chan.recv_ready():
+                        data = chan.recv(CHUNK)
+                        received += len(data)
+                        on_out(data)
+                        busy = True
+                    if chan.recv_stderr_ready():
+                        data = chan.recv_stderr(CHUNK)
+                        received += len(data)
+                        on_err(data)
+                        busy = True
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    if busy:
+                        continue
+                    if chan.exit_status_ready() and (chan.eof_received or chan.closed):
+                        if not (chan.recv_ready() or chan.recv_stderr_ready()):
+                            break
+                        continue
+                    select.select([wake], [], [], min(left, 0.25))
+                finished = chan.exit_status_ready() and (chan.eof_received or chan.closed)
+                if not finished:
+                    raise TimedOut(self.name, f"{shown} did not finish within {timeout:g} s")
+                rc = chan.recv_exit_status()
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                self.close()
+                raise Unreachable(
+                    self.name, f"the connection failed during the command: {exc or type(exc).__name__}"
+                ) from None
+            finally:
+                chan.close()
+                call.bytes_in = received
+                call.truncated = truncated()
+            if rc == -1 and not transport.is_active():
+                self.close()
+                raise Unreachable(self.name, "the connection closed before the command finished")
+            finish()
+            call.truncated = truncated()
+            seconds = round(time.monotonic() - start, 4)
+            if rc == TIMEOUT_RC:
+                raise TimedOut(
+                    self.name,
+                    f"{shown} did not finish within {timeout:g} s (stopped by timeout)",
+                )
+            call.detail = f"rc={rc}"
+            return rc, seconds, received

@@ -1,0 +1,142 @@
+"""Findings and the verdict: ids and statuses from the cause catalog, three renderings.
+
+A :class:`Finding` is one cause from ``causes.md`` with a status. A :class:`Verdict` is the
+findings of one run plus what the run did (calls) and how it was configured (parameters). It
+renders as a pandas table (notebook), as text (terminal) and as the verdict JSON contract.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Iterable
+
+STATUSES = ("problem", "unknown", "ok", "skipped")  # most to least severe
+_SEVERITY = {s: i for i, s in enumerate(STATUSES)}
+
+EXIT_OK, EXIT_UNKNOWN, EXIT_PROBLEM, EXIT_RUN_FAILED = 0, 1, 2, 3
+
+
+@dataclass
+class Finding:
+    id: str  # section.name, exactly as in causes.md
+    status: str  # problem | ok | unknown | skipped
+    summary: str
+    evidence: list[str] = field(default_factory=list)
+    fix: str = ""
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"finding {self.id}: status must be one of {STATUSES}, got {self.status!r}")
+        if "." not in self.id:
+            raise ValueError(f"finding id {self.id!r} must look like section.name")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def exit_code(findings: Iterable[Finding | dict]) -> int:
+    """0 nothing wrong, 2 any problem, 1 only unknowns (design.md's contract)."""
+    statuses = {f["status"] if isinstance(f, dict) else f.status for f in findings}
+    if "problem" in statuses:
+        return EXIT_PROBLEM
+    if "unknown" in statuses:
+        return EXIT_UNKNOWN
+    return EXIT_OK
+
+
+@dataclass
+class Verdict:
+    runbook: str
+    findings: list[Finding]
+    run_id: str = ""
+    site: str = ""
+    started: str = ""
+    finished: str = ""
+    parameters: dict = field(default_factory=dict)
+    calls: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. verification switched off
+    record: str = ""
+    error: str = ""  # set when the run itself failed
+
+    def sorted_findings(self) -> list[Finding]:
+        return sorted(self.findings, key=lambda f: (_SEVERITY[f.status], f.id))
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "problem"]
+
+    def status_of(self, finding_id: str) -> str | None:
+        return next((f.status for f in self.findings if f.id == finding_id), None)
+
+    def exit_code(self) -> int:
+        return EXIT_RUN_FAILED if self.error else exit_code(self.findings)
+
+    def to_dict(self) -> dict:
+        return {
+            "runbook": self.runbook,
+            "run_id": self.run_id,
+            "site": self.site,
+            "started": self.started,
+            "finished": self.finished,
+            "parameters": self.parameters,
+            "findings": [f.to_dict() for f in self.sorted_findings()],
+            "calls": self.calls,
+            "warnings": self.warnings,
+            "record": self.record,
+            "error": self.error,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Verdict":
+        return cls(
+            runbook=d["runbook"],
+            findings=[Finding(**f) for f in d.get("findings", [])],
+            **{k: d[k] for k in ("run_id", "site", "started", "finished", "parameters", "calls",
+                                 "warnings", "record", "error") if k in d},
+        )
+
+    def frame(self):
+        """The findings as a pandas DataFrame, most severe first."""
+        import pandas as pd
+
+        rows = [
+            {"status": f.status, "id": f.id, "summary": f.summary,
+             "evidence": "\n".join(f.evidence), "fix": f.fix if f.status == "problem" else ""}
+            for f in self.sorted_findings()
+        ]
+        return pd.DataFrame(rows, columns=["status", "id", "summary", "evidence", "fix"])
+
+    def styled(self):
+        """The findings table with status colours, for the notebook."""
+        colours = {"problem": "#f8d7da", "unknown": "#fff3cd", "ok": "#d1e7dd", "skipped": "#e2e3e5"}
+        df = self.frame()
+        return df.style.apply(
+            lambda row: [f"background-color: {colours[row['status']]}"] * len(row), axis=1
+        ).set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
+
+    def text(self, *, evidence_lines: int = 4, width: int = 110) -> str:
+        """A terminal rendering: one line per finding, problems with their evidence and fix."""
+        marks = {"problem": "PROBLEM", "unknown": "UNKNOWN", "ok": "ok", "skipped": "skipped"}
+        out = [f"{self.runbook} runbook, site {self.site or '?'}, run {self.run_id or '?'}"]
+        if self.error:
+            out.append(f"  RUN FAILED: {self.error}")
+        for w in self.warnings:
+            out.append(f"  warning: {w}")
+        for f in self.sorted_findings():
+            out.append(f"  {marks[f.status]:<8} {f.id:<36} {f.summary}"[:width])
+            if f.status in ("problem", "unknown"):
+                for line in f.evidence[:evidence_lines]:
+                    out.append(f"           | {line}"[:width])
+                if len(f.evidence) > evidence_lines:
+                    out.append(f"           | ... {len(f.evidence) - evidence_lines} more")
+                if f.status == "problem" and f.fix:
+                    out.append(f"           fix: {f.fix}"[:width * 2])
+        counts = {s: sum(f.status == s for f in self.findings) for s in STATUSES}
+        out.append("  " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        if self.record:
+            out.append(f"  record: {self.record}")
+        return "\n".join(out)
