@@ -120,7 +120,7 @@ class Run:
         path = getattr(self.params, "verdict_path", "")
         if path:
             tmp = Path(path).with_suffix(".tmp")
-            tmp.write_text(redact.default().text(v.to_json()), encoding="utf-8")
+            tmp.write_text(json.dumps(redact.default().obj(v.to_dict()), indent=2), encoding="utf-8")
             os.replace(tmp, path)
         return v
 

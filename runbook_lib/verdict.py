@@ -120,23 +120,31 @@ class Verdict:
 
     def text(self, *, evidence_lines: int = 4, width: int = 110) -> str:
         """A terminal rendering: one line per finding, problems with their evidence and fix."""
+        import textwrap
+
         marks = {"problem": "PROBLEM", "unknown": "UNKNOWN", "ok": "ok", "skipped": "skipped"}
+        pad = " " * 11
+
+        def wrap(text: str, first: str, rest: str) -> list[str]:
+            return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest,
+                                 break_on_hyphens=False) or [first.rstrip()]
+
         out = [f"{self.runbook} runbook, site {self.site or '?'}, run {self.run_id or '?'}"]
         if self.error:
-            out.append(f"  RUN FAILED: {self.error}")
+            out += wrap(f"RUN FAILED: {self.error}", "  ", "    ")
         for w in self.warnings:
-            out.append(f"  warning: {w}")
+            out += wrap(f"warning: {w}", "  ", "    ")
         for f in self.sorted_findings():
-            out.append(f"  {marks[f.status]:<8} {f.id:<36} {f.summary}"[:width])
+            out += wrap(f.summary, f"  {marks[f.status]:<8} {f.id:<36} ", " " * 48)
             if f.status in ("problem", "unknown"):
                 for line in f.evidence[:evidence_lines]:
-                    out.append(f"           | {line}"[:width])
+                    out += wrap(line, pad + "| ", pad + "|   ")
                 if len(f.evidence) > evidence_lines:
-                    out.append(f"           | ... {len(f.evidence) - evidence_lines} more")
+                    out.append(f"{pad}| ... {len(f.evidence) - evidence_lines} more in the record")
                 if f.status == "problem" and f.fix:
-                    out.append(f"           fix: {f.fix}"[:width * 2])
+                    out += wrap(f"fix: {f.fix}", pad, pad + "     ")
         counts = {s: sum(f.status == s for f in self.findings) for s in STATUSES}
-        out.append("  " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        out.append("  " + (", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no findings"))
         if self.record:
             out.append(f"  record: {self.record}")
         return "\n".join(out)

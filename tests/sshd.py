@@ -5,6 +5,8 @@ authorized_keys in a temporary directory, no PAM and no system config. Every ses
 through a ``ForceCommand`` wrapper that puts ``bin/`` of that directory first on ``PATH`` and
 runs the requested command with ``/bin/sh -c``, so a test can drop shims (a fake ``docker``)
 into :attr:`Sshd.bin_dir` and have them win over whatever the machine has installed.
+``SetEnv SHLVL=1`` keeps bash (the login shell sshd starts the wrapper with) from sourcing
+``~/.bashrc``, which bash otherwise does for every command run by sshd (~100 ms with pyenv).
 
     with Sshd(tmp_path) as server:
         server.add_shim("docker", "#!/bin/sh\\necho fake docker\\n")
@@ -123,6 +125,7 @@ class Sshd:
                     f"AuthorizedKeysFile {self.authorized_keys}",
                     "PermitRootLogin prohibit-password",
                     f"AllowUsers {self.user}",
+                    "SetEnv SHLVL=1",  # bash then counts as nested and skips ~/.bashrc
                     "MaxSessions 64",
                     "MaxStartups 64",
                     "LogLevel VERBOSE",

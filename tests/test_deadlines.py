@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import rewrite_site
+from sitefiles import rewrite_site
 from runbook_lib.calls import CallLog
 from runbook_lib.checks import run_checks
 from runbook_lib.gather import provider as gather

@@ -16,8 +16,10 @@ def curl_from(host: SSHHost, url: str, *, timeout: float = 5.0) -> dict:
     argv = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", f"{timeout:g}", url]
     res = host.run(argv, timeout=timeout + 5)
     code = res.stdout.strip()[-3:]
+    # curl prints "curl: (N) message", sometimes followed by a help text: keep the message
+    error = next((line for line in res.stderr.splitlines() if line.startswith("curl: (")), res.stderr.strip())
     out = {"url": url, "code": int(code) if code.isdigit() and code != "000" else None, "rc": res.rc,
-           "error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else ""}
+           "error": error}
     if res.rc == 0 and out["code"]:
         out["kind"] = "ok"
     elif res.rc == 127:

@@ -36,7 +36,7 @@ class Options:
     log_tail: int | None = 5000  # lines of `docker logs` to scan (None: all)
     log_since: str | None = None  # e.g. "24h"; passed to `docker logs --since`
     probe_timeout: float = 5.0
-    try_provider_credentials: bool = True  # log in to Proxmox with the provider's own credentials
+    try_provider_login: bool = True  # log in to Proxmox with the provider's own credentials
 
 
 @dataclass
@@ -160,10 +160,10 @@ def gather(site: Site, calls: CallLog, options: Options | None = None,
             "omni": lambda e: _omni(e, site, calls),
             "proxmox": lambda e: _proxmox(e, site, calls),
         }, progress)
-        if opts.try_provider_credentials and private.credentials.get("url"):
+        if opts.try_provider_login and private.credentials.get("url"):
             ev.collect("provider_credentials", _try_credentials, private.credentials, site, calls)
         elif ev.has("provider_config"):
-            ev.fail("provider_credentials", "not tried (try_provider_credentials is off or no URL)")
+            ev.fail("provider_credentials", "not tried (try_provider_login is off or no URL)")
     finally:
         host.close()
     return ev

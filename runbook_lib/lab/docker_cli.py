@@ -1,11 +1,10 @@
 """The docker CLI (28.x) and its compose plugin (v2) on a lab host, answered from the host's model.
 
-Output formats are the real CLI's (``/work/shared/research/k8s-ssh.md`` Part A.3 and the samples
-captured from docker 28.2): ``ps`` JSON lines with Go's HTML escaping and moby's status grammar,
-``inspect``'s indented array, ``logs`` split over stdout/stderr with ``-t`` stamps of nine
-fractional digits, compose ``ps`` JSON lines (compose >= 2.21) and ``logs`` prefixes padded the
-way compose pads them. Errors are docker's lines and exit codes: 1 for a daemon answer, 125 for a
-bad flag.
+Output formats are the real CLI's, checked against output captured from docker 28.2: ``ps`` JSON
+lines with Go's HTML escaping and moby's status grammar, the default ``ps`` table, ``inspect``'s
+indented array, ``logs`` split over stdout/stderr with ``-t`` stamps of nine fractional digits,
+compose ``ps`` JSON lines (compose >= 2.21) and compose ``logs`` prefixes padded the way compose
+pads them. Errors are docker's lines and exit codes: 1 for a daemon answer, 125 for a bad flag.
 
 The host model says whether the daemon is ``up``, ``down`` or ``denied`` (user not in the docker
 group) and holds the containers, by name::
@@ -18,6 +17,11 @@ group) and holds the containers, by name::
 ``*_ago`` are seconds before the twin started. ``absent`` means the container does not exist (a
 compose service that was never created or was removed). Commands that change state (restart,
 stop, start, kill, rm, compose up/down/restart/stop/start) change the model.
+
+Known commands: ps, inspect, logs, restart, stop, start, kill, rm, version, compose {ps, logs, up,
+down, restart, stop, start, version}, and their ``docker container ...`` forms. Anything else gets
+docker's "is not a docker command". ``logs --follow`` is refused: it never ends, and the runbooks
+must read bounded logs.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import re
 import time
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import quote
 
@@ -47,7 +51,7 @@ SOCKET = "unix:///var/run/docker.sock"
 ZERO_TIME = "0001-01-01T00:00:00Z"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 LISTED_STATES = {"running", "restarting", "paused"}  # what `docker ps` shows without -a
-WRITE_COMMANDS = {"restart", "stop", "start", "kill", "rm", "pause", "unpause"}
+WRITE_COMMANDS = {"restart", "stop", "start", "kill", "rm", "pause", "unpause"}  # intent to write, simulated or not
 COMPOSE_WRITES = {"up", "down", "restart", "stop", "start", "kill", "rm", "pause", "unpause", "create"}
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 _ENTRYPOINTS = {  # image repository -> the entrypoint its Dockerfile sets
@@ -216,8 +220,9 @@ class Container:
         if c:
             wd = c.get("working_dir", "")
             number = self.name.rsplit("-", 1)[-1] if self.name.rsplit("-", 1)[-1].isdigit() else "1"
+            config_hash = hashlib.sha256(f"{c.get('project')}/{c.get('service')}".encode()).hexdigest()
             labels.update({
-                "com.docker.compose.config-hash": hashlib.sha256(f"{c.get('project')}/{c.get('service')}".encode()).hexdigest(),
+                "com.docker.compose.config-hash": config_hash,
                 "com.docker.compose.container-number": number,
                 "com.docker.compose.depends_on": "",
                 "com.docker.compose.image": self.image_id,
@@ -278,10 +283,11 @@ class Container:
         mounts = [m.get("Name") or m["Source"] for m in self.mounts()]
         return {
             "Command": go_quote(ellipsis(self.command, 20) if trunc else self.command),
-            "CreatedAt": datetime.fromtimestamp(self.created_ns // NS, timezone.utc).strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
+            "CreatedAt": datetime.fromtimestamp(self.created_ns // NS, timezone.utc).strftime(
+                "%Y-%m-%d %H:%M:%S +0000 UTC"),  # Go's time.Time.String() in the host's zone, UTC
             "ID": self.id[:12] if trunc else self.id,
             "Image": self.image,
-            "Labels": ",".join(f"{k}={v}" for k, v in self.labels().items()),
+            "Labels": ",".join(sorted(f"{k}={v}" for k, v in self.labels().items())),  # the CLI sorts k=v
             "LocalVolumes": str(sum(1 for m in self.mounts() if m["Type"] == "volume")),
             "Mounts": ",".join(ellipsis(m, 15) if trunc else m for m in mounts),
             "Names": self.name,
@@ -499,7 +505,8 @@ _LIFECYCLE = {
     "stop": Spec("docker stop", "docker stop [OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers",
                  values=_flags("-t,--timeout,--time:time", "-s,--signal:signal")),
     "start": Spec("docker start", "docker start [OPTIONS] CONTAINER [CONTAINER...]",
-                  "Start one or more stopped containers", bools=_flags("-a,--attach:attach", "-i,--interactive:interactive")),
+                  "Start one or more stopped containers",
+                  bools=_flags("-a,--attach:attach", "-i,--interactive:interactive")),
     "kill": Spec("docker kill", "docker kill [OPTIONS] CONTAINER [CONTAINER...]", "Kill one or more running containers",
                  values=_flags("-s,--signal:signal")),
     "rm": Spec("docker rm", "docker rm [OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers",
@@ -533,7 +540,8 @@ def render_template(template: str, obj: dict, what: str) -> str:
         expr = action[5:].strip() if as_json else action
         label = re.fullmatch(r'\.Label\s+"([^"]*)"', expr)
         if label:
-            value: Any = dict(kv.split("=", 1) for kv in str(obj.get("Labels", "")).split(",") if "=" in kv).get(label.group(1), "")
+            pairs = (kv.split("=", 1) for kv in str(obj.get("Labels", "")).split(",") if "=" in kv)
+            value: Any = dict(pairs).get(label.group(1), "")
         elif _PATH.match(expr):
             value = obj
             seen = ""
@@ -682,7 +690,8 @@ async def _render_rows(sh: "Session", rows: list[dict], fmt: str | None, table: 
 async def _ps(command: str, args: list[str], sh: "Session") -> int:
     opts, rest = parse_flags(PS, args)
     if rest:
-        raise DockerError(f'"docker ps" accepts no arguments.\nSee \'docker ps --help\'.\n\nUsage:  {PS.use}\n\n{PS.short}')
+        raise DockerError(f'"docker ps" accepts no arguments.\nSee \'docker ps --help\'.\n\n'
+                          f"Usage:  {PS.use}\n\n{PS.short}")
     _daemon(sh, "Get", "/containers/json" + ("?all=1" if opts.get("all") else ""))
     now = time.time()
     found = [c for c in containers(sh) if c.exists and (opts.get("all") or c.state in LISTED_STATES)]
@@ -795,7 +804,7 @@ async def _logs(command: str, args: list[str], sh: "Session") -> int:
     if opts.get("follow"):
         raise _no_follow("docker logs")
     query = {"stderr": "1", "stdout": "1", "tail": opts.get("tail") or "all"}
-    _daemon(sh, "Get", f"/containers/{quote(names[0], safe='')}/logs?" + "&".join(f"{k}={v}" for k, v in sorted(query.items())))
+    _daemon(sh, "Get", f"/containers/{quote(names[0], safe='')}/logs?" + "&".join(f"{k}={v}" for k, v in query.items()))
     c = find(sh, names[0])
     if c is None:
         raise DockerError(f"Error response from daemon: No such container: {names[0]}")
@@ -911,11 +920,13 @@ _COMPOSE_ACTIONS = {
                             "--no-recreate:no_recreate", "--remove-orphans:remove_orphans", "--wait:wait",
                             "--build:build", "--no-build:no_build", "--quiet-pull:quiet_pull", "--no-deps:no_deps"),
                values=_flags("--pull:pull", "-t,--timeout:timeout", "--wait-timeout:wait_timeout")),
-    "down": Spec("docker compose down", "docker compose down [OPTIONS] [SERVICES]", "Stop and remove containers, networks",
+    "down": Spec("docker compose down", "docker compose down [OPTIONS] [SERVICES]",
+                 "Stop and remove containers, networks",
                  bools=_flags("-v,--volumes:volumes", "--remove-orphans:remove_orphans"),
                  values=_flags("--rmi:rmi", "-t,--timeout:timeout")),
     "restart": Spec("docker compose restart", "docker compose restart [OPTIONS] [SERVICE...]",
-                    "Restart service containers", bools=_flags("--no-deps:no_deps"), values=_flags("-t,--timeout:timeout")),
+                    "Restart service containers", bools=_flags("--no-deps:no_deps"),
+                    values=_flags("-t,--timeout:timeout")),
     "stop": Spec("docker compose stop", "docker compose stop [OPTIONS] [SERVICE...]", "Stop services",
                  values=_flags("-t,--timeout:timeout")),
     "start": Spec("docker compose start", "docker compose start [SERVICE...]", "Start services"),
@@ -1085,7 +1096,8 @@ async def _compose_action(action: str, project: Project, args: list[str], sh: "S
 async def _compose(command: str, args: list[str], sh: "Session") -> int:
     opts, rest = parse_flags(COMPOSE, args, interspersed=False)
     if not rest:
-        await sh.io.out("Usage:  docker compose [OPTIONS] COMMAND\n\nDefine and run multi-container applications with Docker\n")
+        await sh.io.out("Usage:  docker compose [OPTIONS] COMMAND\n\n"
+                        "Define and run multi-container applications with Docker\n")
         return 0
     sub, sub_args = rest[0], rest[1:]
     if sub == "version":

@@ -55,6 +55,11 @@ _OUTER_FRAME = (
 )
 
 
+def to_ns(seconds: float) -> int:
+    """Seconds to integer nanoseconds, exact to the microsecond (a float cannot hold more)."""
+    return int(round(float(seconds) * 1_000_000)) * 1000
+
+
 @dataclass(frozen=True)
 class LogLine:
     ts_ns: int  # when the line was written, Unix nanoseconds
@@ -145,8 +150,8 @@ class _Entry:
     def __init__(self, spec: dict, now_ns: int, floor_ns: int | None):
         self.spec = spec
         self.count = max(0, int(spec.get("repeat", 1)))
-        self.every_ns = int(round(float(spec.get("every", DEFAULT_EVERY)) * NS))
-        self.end_ns = now_ns - int(round(float(spec.get("ago", 0)) * NS))
+        self.every_ns = to_ns(spec.get("every", DEFAULT_EVERY))
+        self.end_ns = now_ns - to_ns(spec.get("ago", 0))
         self.floor_ns = floor_ns  # the previous entry's last timestamp: nothing here is older
         self.stream = spec.get("stream", "stderr")
         if self.stream not in ("stdout", "stderr"):
@@ -178,14 +183,14 @@ class _Entry:
         if self._parts is None:
             self._parts = render_zap(self.spec)
         head, tail = self._parts
-        return head + go_float(ts_ns / NS) + tail
+        return head + go_float(float(ts_ns) / 1e9) + tail  # zap: float64(t.UnixNano()) / float64(time.Second)
 
 
 class ContainerLog(Sequence[LogLine]):
     """The lines of one container's log, computed by index."""
 
     def __init__(self, entries: list[dict] | None, now: float):
-        self.now_ns = int(round(now * NS))
+        self.now_ns = to_ns(now)
         self._entries: list[_Entry] = []
         self._starts: list[int] = []  # global index of each entry's first copy
         self._lasts: list[int] = []  # each entry's last timestamp (non-decreasing)

@@ -68,7 +68,7 @@ class _Listener:
     """A loopback TCP server that remembers its connections so :meth:`stop` can close them all."""
 
     def __init__(self) -> None:
-        self._server: asyncio.base_events.Server | None = None
+        self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
 

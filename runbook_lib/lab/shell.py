@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import posixpath
 import re
 import ssl
@@ -104,7 +105,6 @@ class Session:
     ctx: "TwinContext"
     io: Output
     cwd: str = "/root"
-    env: dict = field(default_factory=dict)
 
 
 Builtin = Callable[[list[str], Session], Awaitable[int]]
@@ -520,8 +520,6 @@ def _ip_text(ifaces: list[dict]) -> str:
 
 @builtin("ip")
 async def _ip(argv: list[str], sh: Session) -> int:
-    import json
-
     args = argv[1:]
     as_json = pretty = False
     family = None
@@ -538,8 +536,11 @@ async def _ip(argv: list[str], sh: Session) -> int:
             return 255
     obj = args.pop(0) if args else "help"
     if not "address".startswith(obj) and obj != "addr":
-        await sh.io.err(f'Object "{obj}" is unknown, try "ip help".\n' if obj != "help" else "Usage: ip [ OPTIONS ] OBJECT { COMMAND | help }\n")
-        return 255 if obj != "help" else 0
+        if obj == "help":
+            await sh.io.err("Usage: ip [ OPTIONS ] OBJECT { COMMAND | help }\n")
+            return 0
+        await sh.io.err(f'Object "{obj}" is unknown, try "ip help".\n')
+        return 255
     if args and args[0] in ("show", "list", "ls", "lst", "sh"):
         args.pop(0)
     ifaces = _interfaces(sh)
@@ -551,7 +552,8 @@ async def _ip(argv: list[str], sh: Session) -> int:
     if family:
         ifaces = [dict(i, addr_info=[a for a in i["addr_info"] if a["family"] == family]) for i in ifaces]
     if as_json:
-        await sh.io.out(json.dumps(ifaces, indent=4 if pretty else None, separators=None if pretty else (",", ":")) + "\n")
+        text = json.dumps(ifaces, indent=4) if pretty else json.dumps(ifaces, separators=(",", ":"))
+        await sh.io.out(text + "\n")
     else:
         await sh.io.out(_ip_text(ifaces))
     return 0
@@ -560,6 +562,7 @@ async def _ip(argv: list[str], sh: Session) -> int:
 # --- curl ----------------------------------------------------------------------------------
 
 CURL_VERSION = "7.88.1"
+PROBE_MODES = ("pass", "refused", "timeout", "dns", "untrusted")
 _CURL_TRY = "curl: try 'curl --help' or 'curl --manual' for more information\n"
 _CA_HELP = (
     "More details here: https://curl.se/docs/sslcerts.html\n\n"
@@ -577,8 +580,11 @@ _CURL_VALUES = {"-o": "output", "--output": "output", "-w": "write_out", "--writ
                 "-m": "max_time", "--max-time": "max_time", "--connect-timeout": "connect_timeout",
                 "--cacert": "cacert", "-H": "header", "--header": "header", "-X": "request",
                 "--request": "request", "-A": "user_agent", "--user-agent": "user_agent", "--url": "url",
-                "--noproxy": "noproxy", "--retry": "retry", "-d": "data", "--data": "data",
-                "--resolve": "resolve"}
+                "--noproxy": "noproxy", "--retry": "retry"}
+# real curl options whose effect the twin does not reproduce: refused rather than ignored
+_CURL_UNSIMULATED = {"-d", "--data", "--data-raw", "--json", "-F", "--form", "-u", "--user", "--cert", "--key",
+                     "--resolve", "--connect-to", "-x", "--proxy", "-T", "--upload-file", "-O", "--remote-name",
+                     "-C", "--continue-at", "-K", "--config", "--capath", "--http2", "--http3"}
 
 
 class CurlUsage(Exception):
@@ -592,6 +598,7 @@ class CurlRun:
     url: str = ""
     flags: set = field(default_factory=set)
     values: dict = field(default_factory=dict)
+    spelled: dict = field(default_factory=dict)  # option key -> how the command line spelled it
     headers: list = field(default_factory=list)
     status: int = 0
     head_bytes: bytes = b""
@@ -608,7 +615,8 @@ class CurlRun:
         try:
             value = float(self.values[key])
         except ValueError:
-            raise CurlUsage(f"curl: option --{key.replace('_', '-')}: expected a proper numerical parameter\n")
+            raise CurlUsage(f"curl: option {self.spelled[key]}: expected a proper numerical parameter\n"
+                            f"{_CURL_TRY}") from None
         return value if value > 0 else None
 
 
@@ -646,6 +654,9 @@ def _curl_args(argv: list[str]) -> CurlRun:
                     run.url = value
                 else:
                     run.values[key] = value
+                    run.spelled[key] = name
+            elif name in _CURL_UNSIMULATED:
+                raise CurlUsage(f"curl: option {name}: not simulated by the lab twin's curl\n")
             else:
                 raise CurlUsage(f"curl: option {name}: is unknown\n{_CURL_TRY}")
     if not run.url:
@@ -791,7 +802,7 @@ async def _simulate(mode: str, run: CurlRun, host: str, port: int, scheme: str) 
         raise _CurlError(28, f"Connection timed out after {_ms(run.started)} milliseconds")
     if mode == "untrusted" and scheme == "https" and "insecure" not in run.flags:
         raise _CurlError(60, "SSL certificate problem: unable to get local issuer certificate")
-    raise ValueError(mode)
+    raise AssertionError(f"no simulation for probe mode {mode!r}")
 
 
 _WRITE_OUT_VAR = re.compile(r"%\{([a-z_]+)\}|%%|\\[nrt\\]")
@@ -809,7 +820,8 @@ async def _write_out(run: CurlRun, sh: Session) -> None:
         "time_appconnect": f"{run.t_connect:.6f}", "time_namelookup": "0.000010",
         "time_starttransfer": f"{total:.6f}", "size_download": str(len(run.body)),
         "size_header": str(len(run.head_bytes)), "url": run.url, "url_effective": run.url,
-        "remote_ip": run.remote[0], "remote_port": str(run.remote[1] or ""), "num_connects": "1" if run.remote[0] else "0",
+        "remote_ip": run.remote[0], "remote_port": str(run.remote[1] or ""),
+        "num_connects": "1" if run.remote[0] else "0",
         "ssl_verify_result": "0" if run.rc != 60 else "20", "scheme": urlsplit(run.url).scheme.upper() or "HTTP",
         "method": run.values.get("request") or ("HEAD" if "head" in run.flags else "GET"),
         "http_version": "1.1" if run.status else "0",
@@ -848,7 +860,8 @@ def _progress(run: CurlRun) -> str:
 async def _curl(argv: list[str], sh: Session) -> int:
     try:
         run = _curl_args(argv[1:])
-        run.seconds("max_time"), run.seconds("connect_timeout")
+        for key in ("max_time", "connect_timeout"):
+            run.seconds(key)  # a non-number is a usage error before anything is sent
     except CurlUsage as exc:
         await sh.io.err(str(exc))
         return 2
@@ -868,6 +881,9 @@ async def _curl(argv: list[str], sh: Session) -> int:
         lookup_host = "127.0.0.1" if host == "localhost" else host
         kind = sh.ctx.targets.get(f"{lookup_host}:{port}") or sh.ctx.targets.get(f"{host}:{port}")
         mode = (sh.host.get("probes") or {}).get(kind, "pass") if kind else "pass"
+        if mode not in PROBE_MODES:
+            await sh.io.err(f"lab twin: probes.{kind}: unknown mode {mode!r}; one of {', '.join(PROBE_MODES)}\n")
+            return 2
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
             if mode == "pass" or (mode == "untrusted" and ("insecure" in run.flags or scheme != "https")):

@@ -94,7 +94,7 @@ def _load_host_key(path: Path) -> asyncssh.SSHKey:
 
 async def _write(writer: asyncssh.SSHWriter, data: bytes) -> None:
     writer.write(data)
-    pass  # await writer.drain()  # waits for the client's window: back-pressure instead of buffering
+    await writer.drain()  # waits for the client's window: back-pressure instead of buffering
 
 
 def _exec_handler(name: str, host: dict, ctx: "TwinContext", log: "RequestLog"):

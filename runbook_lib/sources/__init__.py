@@ -5,8 +5,9 @@ omnictl, ``http``) and follows the same rules: every call has a deadline enforce
 call leaves a :class:`~runbook_lib.calls.Call` in the caller's ``CallLog``, and a failure is raised
 as a :class:`~runbook_lib.errors.SourceError` subclass naming the target and the reason.
 
-This module holds what the command-running sources share: :class:`CommandResult` and
-:class:`LineSplitter`, which turns a byte stream into decoded lines with bounded memory.
+This module holds what the command-running sources share: :class:`CommandResult`,
+:class:`LineSplitter` (a byte stream to decoded lines, with bounded memory), :class:`Tail` (the
+last lines of a stream) and :class:`Bounded` (raw bytes kept up to a limit).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class CommandResult:
     seconds: float
     bytes_in: int = 0  # raw bytes received on stdout and stderr together
     truncated: bool = False  # stdout/stderr hold less than the command printed
-    replaced: int = 0  # undecodable bytes replaced by U+FFFD
+    replaced: int = 0  # undecodable byte sequences replaced by U+FFFD
     stdout_lines: int = 0  # lines seen on each stream (streams only)
     stderr_lines: int = 0
     cut_lines: int = 0  # lines longer than max_line, delivered cut
@@ -198,4 +199,4 @@ class Bounded:
             self.overflow += len(chunk) - max(room, 0)
 
 
-__all__ = ["CommandResult", "LineSplitter", "Tail", "decode", "cut_marker"]
+__all__ = ["CommandResult", "LineSplitter", "Tail", "Bounded", "decode", "cut_marker"]

@@ -16,6 +16,7 @@ import json
 import re
 from typing import Callable
 
+from .. import redact
 from ..errors import CommandFailed, Malformed, NotFound, PermissionDenied, SourceError, Unreachable
 from . import CommandResult
 from .ssh import SSHHost
@@ -43,7 +44,7 @@ def _first_line(text: str) -> str:
 
 def error_for(target: str, result: CommandResult) -> SourceError:
     """The error a failed docker command stands for, with docker's own message as the reason."""
-    err = result.stderr
+    err = redact.default().text(result.stderr)
     if m := _DAEMON_DOWN.search(err):
         return Unreachable(target, m.group(0).strip())
     if m := _SOCKET_DENIED.search(err):

@@ -74,6 +74,18 @@ class Credentials:
             auth = dict(user=self.user, password=self.password)
         return dict(auth, verify_ssl=self.verify, timeout=(self.connect_timeout, self.read_timeout))
 
+    def problem(self) -> str | None:
+        """Why these credentials cannot be used, or None."""
+        if self.token_id and self.user:
+            return "both an API token and a user/password were given"
+        if self.token_id:
+            if "!" not in self.token_id or "@" not in self.token_id.partition("!")[0]:
+                return "the token ID does not look like user@realm!tokenname"
+            return None if self.token_secret else "the API token has no secret"
+        if self.user:
+            return None if self.password else f"user {self.user} has no password"
+        return "no API token and no user/password"
+
     @property
     def who(self) -> str:
         return f"token {self.token_id}" if self.token_id else f"user {self.user}"
@@ -136,8 +148,10 @@ def error_for(exc: Exception, target: str, creds: Credentials) -> SourceError:
     timeouts = f"{creds.connect_timeout:g} s to connect, {creds.read_timeout:g} s to answer"
     if isinstance(exc, SourceError):
         return exc
-    if isinstance(exc, AuthenticationError):
-        return _with_status(AuthFailed(target, f"login as {creds.who} was rejected (HTTP 401)"), 401)
+    if isinstance(exc, AuthenticationError):  # password login; proxmoxer keeps only the status
+        m = re.search(r"code: (\d+)", str(exc))
+        status = int(m.group(1)) if m else None
+        return _with_status(AuthFailed(target, f"login as {creds.who} was rejected (HTTP {status})"), status)
     if isinstance(exc, ResourceException):
         status = exc.status_code
         detail = _reason(str(exc))
@@ -234,11 +248,9 @@ class ProxmoxCluster:
         """A cluster reached with credentials that are not in the site file (the provider's own).
 
         ``verify`` is True, False or a CA bundle path. Secrets are registered for redaction first.
+        Incomplete credentials are not an exception here: every call then fails with
+        ``AuthFailed`` (and ``probe()`` reports kind ``auth``), which is what they are.
         """
-        if not endpoints:
-            raise ValueError("with_credentials needs at least one endpoint")
-        if not ((token_id and token_secret) or (user and password)) or (token_id and user):
-            raise ValueError("give token_id and token_secret, or user and password")
         redact.register(token_secret)
         redact.register(password)
         creds = Credentials(
@@ -300,6 +312,8 @@ class ProxmoxCluster:
         Unreachable or timed-out endpoints are skipped (each attempt is recorded); the last of
         those errors is raised when no endpoint answers.
         """
+        if not self.endpoints:
+            raise NotFound(f"proxmox {self.name}", "no API endpoint is configured")
         last: SourceError | None = None
         for index in self._order():
             try:
@@ -319,6 +333,8 @@ class ProxmoxCluster:
         action = f"GET {'/' + path.strip('/')}" + (f"?{urlencode(query)}" if query else "")
         with self.calls.record(target, action) as call:
             self._meter.reset()
+            if problem := creds.problem():
+                raise AuthFailed(target, f"credentials not usable: {problem}")
             try:
                 api = self._api(index)
                 data = api(path.strip("/")).get(**query)

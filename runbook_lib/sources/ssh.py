@@ -29,6 +29,7 @@ from .. import redact
 from ..calls import CallLog
 from ..errors import (
     AuthFailed,
+    Malformed,
     SourceError,
     TimedOut,
     TLSFailed,
@@ -57,6 +58,7 @@ class Endpoint:
     explicit_key: bool  # the site named key_file: use only it, no agent, no ~/.ssh/id_*
     identities_only: bool
     known_hosts: tuple[str, ...]
+    proxy_command: str | None = None  # ProxyCommand, or ProxyJump turned into `ssh -W`
 
     def __str__(self) -> str:
         return f"{self.user}@{self.hostname}:{self.port}"
@@ -73,13 +75,18 @@ def resolve_endpoint(target: SSHTarget) -> Endpoint:
     written in the site file, otherwise ``UserKnownHostsFile`` from ``ssh_config`` applies.
     """
     cfg: dict = {}
+    name = target.alias or target.host or ""
     config_path = _expand(target.ssh_config)
     if os.path.isfile(config_path):
-        parsed = paramiko.SSHConfig.from_path(config_path)
-        cfg = parsed.lookup(target.alias or target.host or "")
-    name = target.alias or target.host or ""
+        try:
+            cfg = paramiko.SSHConfig.from_path(config_path).lookup(name)
+        except Exception as exc:  # paramiko's ConfigParseError, a bad Match, an unreadable file
+            raise Malformed(f"ssh {target.label}", f"cannot read ssh_config {config_path}: {exc}") from None
     hostname = target.host or cfg.get("hostname") or name
-    port = target.port or int(cfg.get("port", 22))
+    try:
+        port = target.port or int(cfg.get("port", 22))
+    except ValueError:
+        raise Malformed(f"ssh {target.label}", f"ssh_config {config_path}: Port is not a number") from None
     user = target.user or cfg.get("user") or getpass.getuser()
     if target.key_file:
         keys: tuple[str, ...] = (_expand(target.key_file),)
@@ -97,7 +104,21 @@ def resolve_endpoint(target: SSHTarget) -> Endpoint:
         explicit_key=bool(target.key_file),
         identities_only=str(cfg.get("identitiesonly", "no")).lower() == "yes",
         known_hosts=known,
+        proxy_command=_proxy_command(cfg, hostname, port),
     )
+
+
+def _proxy_command(cfg: dict, hostname: str, port: int) -> str | None:
+    """ProxyCommand as ssh_config gives it (tokens expanded), or ProxyJump as OpenSSH runs it."""
+    command = cfg.get("proxycommand")
+    if command and command.lower() != "none":
+        return command
+    jump = cfg.get("proxyjump")
+    if jump and jump.lower() != "none":
+        hops = jump.split(",")
+        chain = ["-J", ",".join(hops[:-1])] if len(hops) > 1 else []
+        return shlex.join(["ssh", "-W", f"[{hostname}]:{port}", *chain, hops[-1]])
+    return None
 
 
 def remote_command(argv: list[str], timeout: float) -> str:
@@ -146,7 +167,9 @@ class SSHHost:
                 client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
             use_agent = not ep.explicit_key and not ep.identities_only
             t = self.target.connect_timeout
+            sock = None
             try:
+                sock = paramiko.ProxyCommand(ep.proxy_command) if ep.proxy_command else None
                 client.connect(
                     ep.hostname,
                     port=ep.port,
@@ -159,14 +182,18 @@ class SSHHost:
                     banner_timeout=t,
                     auth_timeout=t,
                     channel_timeout=t,
+                    sock=sock,
                 )
             except Exception as exc:
                 transport = client.get_transport()
                 banner = bool(transport is not None and transport.remote_version)
                 client.close()
+                if sock is not None:
+                    sock.close()
                 raise self._connect_error(exc, ep, banner=banner) from None
             transport = client.get_transport()
-            transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if isinstance(transport.sock, socket.socket):  # not through a ProxyCommand
+                transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             transport.set_keepalive(15)
             call.detail = f"connected ({transport.remote_version})"
             return client
@@ -195,6 +222,8 @@ class SSHHost:
 
     def _connect_error(self, exc: Exception, ep: Endpoint, *, banner: bool) -> SourceError:
         where = f"{ep.hostname}:{ep.port}"
+        if isinstance(exc, paramiko.ProxyCommandFailure):
+            return Unreachable(self.name, f"the ProxyCommand for {where} failed: {exc}")
         if isinstance(exc, paramiko.BadHostKeyException):
             return TLSFailed(
                 self.name,
@@ -330,31 +359,18 @@ class SSHHost:
                 chan.exec_command(command)
                 deadline = start + timeout + LOCAL_GRACE
                 while True:
-                    busy = False
-                    if chan.recv_ready():
-                        data = chan.recv(CHUNK)
-                        received += len(data)
-                        on_out(data)
-                        busy = True
-                    if chan.recv_stderr_ready():
-                        data = chan.recv_stderr(CHUNK)
-                        received += len(data)
-                        on_err(data)
-                        busy = True
+                    received += _drain(chan, on_out, on_err)
+                    done = chan.exit_status_ready() and (chan.eof_received or chan.closed)
+                    if done and not (chan.recv_ready() or chan.recv_stderr_ready()):
+                        break
                     left = deadline - time.monotonic()
                     if left <= 0:
-                        break
-                    if busy:
-                        continue
-                    if chan.exit_status_ready() and (chan.eof_received or chan.closed):
-                        if not (chan.recv_ready() or chan.recv_stderr_ready()):
-                            break
-                        continue
-                    select.select([wake], [], [], min(left, 0.25))
-                finished = chan.exit_status_ready() and (chan.eof_received or chan.closed)
-                if not finished:
-                    raise TimedOut(self.name, f"{shown} did not finish within {timeout:g} s")
+                        raise TimedOut(self.name, f"{shown} did not finish within {timeout:g} s")
+                    if not done:
+                        select.select([wake], [], [], min(left, 0.25))
                 rc = chan.recv_exit_status()
+            except _ConsumerFailed as wrapped:  # the caller's on_line raised: theirs, re-raise it
+                raise wrapped.__cause__ from None
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 self.close()
                 raise Unreachable(
@@ -377,3 +393,27 @@ class SSHHost:
                 )
             call.detail = f"rc={rc}"
             return rc, seconds, received
+
+
+class _ConsumerFailed(Exception):
+    """Carries an exception raised by the caller's callback past the transport error handling."""
+
+
+def _drain(chan: paramiko.Channel, on_out: Callable[[bytes], None],
+           on_err: Callable[[bytes], None]) -> int:
+    """Read what is waiting on stdout and stderr (without blocking); the number of bytes read."""
+    got = 0
+    while True:
+        progressed = False
+        for ready, recv, sink in ((chan.recv_ready, chan.recv, on_out),
+                                  (chan.recv_stderr_ready, chan.recv_stderr, on_err)):
+            if ready():
+                data = recv(CHUNK)
+                got += len(data)
+                progressed = True
+                try:
+                    sink(data)
+                except Exception as exc:
+                    raise _ConsumerFailed() from exc
+        if not progressed or got >= 16 * CHUNK:  # come back to check the deadline now and then
+            return got

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import ssl
 import threading
@@ -23,6 +22,7 @@ from aiohttp import web
 
 from runbook_lib.lab.certs import CA
 from runbook_lib.lab.model import RequestLog, TwinContext
+from runbook_lib.lab import shell
 from runbook_lib.lab.ssh_server import start_ssh_host
 
 PROVIDER = "omni-provider-proxmox-provider-1"
@@ -347,3 +347,62 @@ def test_fifty_megabytes_of_logs_stream_in_bounded_memory(lab):
         client.close()
     assert lines == copies and received > 50_000_000
     assert peak[0] - base < 60 * 1024 * 1024, f"RSS grew by {(peak[0] - base) >> 20} MiB"
+
+
+# --- the host shell, without SSH ------------------------------------------------------------------
+
+
+def shell_run(command: str, host: dict | None = None) -> tuple[int, str, str]:
+    ctx = TwinContext(now=time.time(), ca_file=Path("/nonexistent/ca.pem"), targets={})
+    return asyncio.run(shell.capture(command, name="provider", host=host or provider_host(), ctx=ctx))
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("timeout 5 true", (0, "", "")),
+    ("timeout 0.2 sleep 5", (124, "", "")),
+    ("timeout -s KILL -k 1 0.2 sleep 5", (124, "", "")),
+    ("timeout --preserve-status 0.2 sleep 5", (143, "", "")),
+    ("timeout 1 nosuch", (127, "", "timeout: failed to run command 'nosuch': No such file or directory\n")),
+    ("timeout soon true", (125, "", "timeout: invalid time interval 'soon'\n"
+                                    "Try 'timeout --help' for more information.\n")),
+    ("timeout 5", (125, "", "timeout: missing operand\nTry 'timeout --help' for more information.\n")),
+])
+def test_gnu_timeout(command, expected):
+    assert shell_run(command) == expected
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("false || echo 'a && b'", (0, "a && b\n", "")),
+    ("true && echo one; echo two", (0, "one\ntwo\n", "")),
+    ("false && echo never", (1, "", "")),
+    ('sh -c "cd /opt/omni-provider && cat config.yaml"', (0, "proxmox:\n  url: https://pve1:8006/api2/json\n", "")),
+    ("echo \"it's\" \\& done", (0, "it's & done\n", "")),
+    ("docker ps | grep x", (2, "", "sh: 1: Syntax error: '|': pipes and redirections are not simulated by the lab "
+                                    "twin\n")),
+    ("echo 'open", (2, "", "sh: 1: Syntax error: Unterminated quoted string\n")),
+    ("/usr/bin/hostname", (0, "provider\n", "")),
+    ("hostname -I", (0, "192.168.3.10 \n", "")),
+])
+def test_shell_parsing(command, expected):
+    assert shell_run(command) == expected
+
+
+def test_ip_json_lists_lo_and_the_hosts_addresses():
+    rc, out, err = shell_run("ip -j addr show")
+    assert (rc, err) == (0, "")
+    ifaces = json.loads(out)
+    assert [i["ifname"] for i in ifaces] == ["lo", "eth0"]
+    eth = ifaces[1]["addr_info"][0]
+    assert (eth["family"], eth["local"], eth["prefixlen"], eth["broadcast"]) == ("inet", "192.168.3.10", 24,
+                                                                                "192.168.3.255")
+    assert shell_run("ip -j address")[1] == out
+    assert shell_run("ip -4 addr show dev eth0")[1].splitlines()[2] == \
+        "    inet 192.168.3.10/24 brd 192.168.3.255 scope global eth0"
+
+
+def test_curl_usage_errors():
+    assert shell_run("curl -sS")[0] == 2
+    rc, _, err = shell_run("curl --bogus http://127.0.0.1:1/")
+    assert rc == 2 and err.startswith("curl: option --bogus: is unknown\n")
+    rc, out, err = shell_run("curl -s -w '%{http_code} %{nonsense}\\n' http://127.0.0.1:1/")
+    assert (rc, out, err) == (7, "000 \n", "curl: unknown --write-out variable: 'nonsense'\n")

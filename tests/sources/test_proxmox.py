@@ -239,5 +239,11 @@ def test_with_credentials_uses_the_providers_own_token(pve, cert):
     assert [n["node"] for n in px.get("/nodes")] == ["pve1"]
     assert "provider-token-5f2e9a" in redact.known_values()
     assert "provider-token-5f2e9a" not in repr(px._credentials())
-    with pytest.raises(ValueError):
-        ProxmoxCluster.with_credentials("x", [pve.url], calls, token_id="a@pve!b")
+    incomplete = ProxmoxCluster.with_credentials("x", [pve.url], calls, token_id="a@pve!b", verify=cert[0])
+    with pytest.raises(AuthFailed, match="no secret"):
+        incomplete.get("/version")
+    [probe] = incomplete.probe()
+    assert (probe.ok, probe.kind) == (False, "auth")
+    pve_user = ProxmoxCluster.with_credentials("x", [pve.url], calls, user="runbook@pve",
+                                               password="runbook-password", verify=cert[0])
+    assert pve_user.get("/version")["version"] == "9.0.10"

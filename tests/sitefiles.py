@@ -1,13 +1,10 @@
-"""Shared fixtures: lab twins and helpers to bend their site files."""
+"""Helpers for tests that bend a lab twin's site file."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def rewrite_site(site_file: Path, dest: Path, change) -> Path:
@@ -16,11 +13,3 @@ def rewrite_site(site_file: Path, dest: Path, change) -> Path:
     change(doc)
     dest.write_text(yaml.safe_dump(doc, sort_keys=False))
     return dest
-
-
-@pytest.fixture(scope="session")
-def healthy_twin():
-    from runbook_lib.lab.twin import Twin
-
-    with Twin() as twin:
-        yield twin
