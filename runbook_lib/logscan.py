@@ -19,6 +19,14 @@ from datetime import datetime, timezone
 from . import redact
 
 _MAX_SHOWN = 400  # characters of one line kept as evidence
+_ERROR_LINE = re.compile(r'^Error:|"level":"error"', re.MULTILINE)  # zap error lines and cobra's exit line
+_MSG = re.compile(r'"msg":"((?:[^"\\]|\\.)*)"')
+
+
+def _line_at(block: str, pos: int) -> str:
+    begin = block.rfind("\n", 0, pos) + 1
+    end = block.find("\n", pos)
+    return block[begin:] if end < 0 else block[begin:end]
 
 
 @dataclass
@@ -52,19 +60,42 @@ class LogScan:
 
     def feed(self, stream: str, line: str) -> None:
         """One line without its newline (``stream`` is ``stdout`` or ``stderr``)."""
-        self.lines += 1
-        self.bytes += len(line) + 1
-        self.tail.append(line)
-        if self._reset is not None and self._reset.search(line):
-            self.restarts += 1
-            self._hits = {name: _Hits(last=deque(maxlen=self._keep)) for name in self._hits}
+        self.feed_lines(stream, [line])
+
+    def feed_lines(self, stream: str, lines: list[str]) -> None:
+        """A batch of lines, scanned as one block: the regexes run over the block at C speed and
+        only the lines they hit are looked at one by one. Same result as feeding line by line."""
+        if not lines:
             return
-        if self._any is None or not self._any.search(line):
-            if '"level":"error"' in line:
-                self._count_error(line)
+        block = "\n".join(lines)
+        self.lines += len(lines)
+        self.bytes += len(block) + 1
+        self.tail.extend(lines[-self.tail.maxlen:])
+        for m in _ERROR_LINE.finditer(block):
+            self._count_error(_line_at(block, m.start()))
+        start = 0
+        if self._reset is not None:
+            last = None
+            for last in self._reset.finditer(block):
+                self.restarts += 1
+            if last is not None:
+                self._hits = {name: _Hits(last=deque(maxlen=self._keep)) for name in self._hits}
+                end = block.find("\n", last.end())
+                start = len(block) if end < 0 else end + 1
+        if self._any is None:
             return
-        if '"level":"error"' in line or line.startswith("Error:"):
-            self._count_error(line)
+        pos = start
+        while True:
+            m = self._any.search(block, pos)
+            if m is None:
+                return
+            begin = block.rfind("\n", 0, m.start()) + 1
+            end = block.find("\n", m.end())
+            end = len(block) if end < 0 else end
+            self._classify(block[begin:end])
+            pos = end + 1
+
+    def _classify(self, line: str) -> None:
         for name, rx in self._cats:
             if rx.search(line):
                 hits = self._hits[name]
@@ -74,13 +105,13 @@ class LogScan:
                     hits.first.append(shown)
                 else:
                     hits.last.append(shown)
-                break
+                return
 
     def _count_error(self, line: str) -> None:
         if line.startswith("Error:"):
             self.errors[line[:120]] += 1
             return
-        m = re.search(r'"msg":"((?:[^"\\]|\\.)*)"', line)
+        m = _MSG.search(line)
         if m:
             self.errors[m.group(1)] += 1
 

@@ -7,8 +7,10 @@ the mode except whether the form is shown.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -93,6 +95,10 @@ class Run:
 
     def load_site(self) -> Site:
         self.site = load_site(resolve_site_file(getattr(self.params, "site_file", "")))
+        print(f"site {self.site.name}: Omni {self.site.omni.url}, Proxmox clusters "
+              f"{', '.join(self.site.proxmox)}, provider host {self.site.hosts.provider.label}")
+        for warning in self.site.insecure_settings():
+            print(f"WARNING: {warning}")
         return self.site
 
     def progress(self, step: str) -> None:
@@ -126,7 +132,12 @@ class Run:
 
 
 def start(runbook: str, params: Parameters) -> Run:
-    """Begin a run; shows the parameter form unless headless."""
+    """Begin a run; shows the parameter form unless headless.
+
+    pandas is imported in the background meanwhile: the tables need it only after the evidence
+    is in, and gathering mostly waits on the network.
+    """
+    threading.Thread(target=importlib.import_module, args=("pandas",), daemon=True).start()
     if not getattr(params, "headless", True):
         params.form()
     return Run(runbook, params)

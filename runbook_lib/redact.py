@@ -125,10 +125,10 @@ def _is_reference(value: str) -> bool:
 def _mask_assignment(m: re.Match) -> str:
     name = m.group("name")
     value = m.group("value")
-    if not looks_secret(name) or _is_reference(value) or value == MASK:
-        return m.group(0)
-    if m.group("sep").strip() == "" and not name.startswith("-"):
-        return m.group(0)  # "word word": only --flag value counts as an assignment
+    plain_words = m.group("sep").strip() == "" and not name.startswith("-")  # "word word" assigns nothing
+    if not looks_secret(name) or _is_reference(value) or value == MASK or plain_words:
+        # the value may itself hold an assignment: error=password=hunter2
+        return f"{name}{m.group('sep')}{m.group('q')}{_ASSIGNMENT.sub(_mask_assignment, value)}"
     return f"{name}{m.group('sep')}{m.group('q')}{MASK}"
 
 

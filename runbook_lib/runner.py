@@ -311,6 +311,7 @@ def _execute(nb_path: Path, out: Path, parameters: dict, redact_file: Path, *,
                 cwd=str(nb_path.parent),
                 progress_bar=progress,
                 log_output=False,
+                request_save_on_cell_execute=False,  # saved once at the end (also when a cell fails)
                 execution_timeout=timeout,
                 kernel_manager_class=manager,
                 config=config,

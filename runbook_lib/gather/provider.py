@@ -229,7 +229,7 @@ def _config(ev: Evidence, host: SSHHost, container: dict, private: _Private) -> 
 def _logs(ev: Evidence, host: SSHHost, name: str, opts: Options) -> None:
     scan = LogScan(LOG_CATEGORIES, reset=START_LINE)
     try:
-        res = docker.logs(host, name, scan.feed, tail=opts.log_tail, since=opts.log_since)
+        res = docker.logs(host, name, tail=opts.log_tail, since=opts.log_since, on_lines=scan.feed_lines)
         scan.replaced = getattr(res, "replaced", 0)
         summary = scan.summary()
         summary["window"] = f"tail {opts.log_tail or 'all'}" + (f", since {opts.log_since}" if opts.log_since else "")
@@ -267,7 +267,7 @@ def _omni(ev: Evidence, site: Site, calls: CallLog) -> None:
 
 def _proxmox(ev: Evidence, site: Site, calls: CallLog) -> None:
     cluster = ProxmoxCluster(site.provider.cluster, site.proxmox[site.provider.cluster], calls)
-    ev.put("proxmox_endpoints", [p.__dict__ if hasattr(p, "__dict__") else dict(p) for p in cluster.probe()])
+    ev.collect("proxmox_endpoints", lambda: [p.to_dict() for p in cluster.probe()])
 
 
 def _try_credentials(creds: dict, site: Site, calls: CallLog) -> dict:
@@ -281,8 +281,7 @@ def _try_credentials(creds: dict, site: Site, calls: CallLog) -> dict:
         verify=(spec.ca_file or True) if spec.verify_tls else False,
     )
     probe = cluster.probe()[0]
-    p = probe.__dict__ if hasattr(probe, "__dict__") else dict(probe)
-    return {"url": url, "ok": p["ok"], "kind": "ok" if p["ok"] else p["kind"], "error": p.get("error", "")}
+    return {"url": url, "ok": probe.ok, "kind": "ok" if probe.ok else probe.kind, "error": probe.error}
 
 
 def _user(creds: dict) -> str | None:

@@ -15,12 +15,15 @@ import http
 import socket
 import ssl
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from .certs import CA
-from .pve import HOST, HangListener, RequestSink, port_of, reserve_port
+from .net import HOST, HangListener, port_of, reserve_port
+
+if TYPE_CHECKING:
+    from .model import RequestLog
 
 CERTIFICATES = ("valid", "untrusted", "expired")
 _TEXT = "text/plain; charset=utf-8"
@@ -33,7 +36,7 @@ def _go_error(status: int, text: str) -> web.Response:
                                                                   "X-Content-Type-Options": "nosniff"})
 
 
-def _healthz_app(status: int, log: RequestSink) -> web.Application:
+def _healthz_app(status: int, log: "RequestLog") -> web.Application:
     async def handle(request: web.Request) -> web.Response:
         await request.read()  # Omni drains the body before answering
         log.add("omni", "omni", f"{request.method} {request.path}", write=request.method not in _READ_METHODS)
@@ -75,7 +78,7 @@ class OmniServer:
             self._reserved = None
 
 
-async def start_omni(model: dict, *, ca: CA, log: RequestSink) -> OmniServer:
+async def start_omni(model: dict, *, ca: CA, log: "RequestLog") -> OmniServer:
     """Serve Omni's health endpoint on loopback as ``model`` describes."""
     healthz: Any = model.get("healthz", 200)
     if healthz == "down":

@@ -10,23 +10,24 @@ fakepve needs careful seeding (see the research notes): storages are raw dicts t
 ``files`` and ``active``, and ``used`` is the sum of the storage's volumes, so a synthetic volume
 makes ``used + avail == total``. Every request fakepve records goes to the twin's request log.
 
-The small loopback TCP helpers (:func:`reserve_port`, :class:`HangListener`, :class:`Forwarder`)
-live here too; the Omni server uses them for its ``down`` and ``hang`` modes.
+The ``down`` and ``hang`` endpoints and the forwarders are the loopback helpers of :mod:`.net`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import socket
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable
 
 from fakepve import FakePve
 
 from .certs import CA
+from .net import HOST, Forwarder, HangListener, Listener, port_of, reserve_port
 
-HOST = "127.0.0.1"
+if TYPE_CHECKING:
+    from .model import RequestLog
+
 GIB = 1024**3
 API_PREFIX = "/api2/json"
 # Holds the space a storage reports as used; its content type is one no storage lists, so it is
@@ -35,114 +36,6 @@ USED_SPACE_VOLUME = "lab-used-space"
 _STORAGE_MODEL_KEYS = ("total_gib", "avail_gib", "enabled", "active", "shared")
 _VM_KWARGS = ("template", "lock", "pool", "qmpstatus")
 _CT_KWARGS = ("template", "lock", "pool", "ostemplate")
-
-
-class RequestSink(Protocol):
-    """What the twin's request log offers (``runbook_lib.lab.model.RequestLog``)."""
-
-    def add(self, kind: str, target: str, action: str, write: bool = False, **extra: Any) -> None: ...
-
-
-# ---------------------------------------------------------------------------- loopback TCP helpers
-
-
-def reserve_port(host: str = HOST) -> socket.socket:
-    """A port that refuses connections: bound, so nothing else can take it, but never listening.
-
-    Keep the returned socket open for as long as the port must stay reserved.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind((host, 0))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def port_of(sock: socket.socket) -> int:
-    return sock.getsockname()[1]
-
-
-class _Listener:
-    """A loopback TCP server that remembers its connections so :meth:`stop` can close them all."""
-
-    def __init__(self) -> None:
-        self._server: asyncio.AbstractServer | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
-
-    async def start(self, host: str = HOST, port: int = 0) -> int:
-        self._server = await asyncio.start_server(self._accept, host, port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self.port
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        try:
-            await self.serve(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self._writers.discard(writer)
-            writer.close()
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        raise NotImplementedError
-
-    async def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        await self._server.wait_closed()
-        self._server = None
-
-
-class HangListener(_Listener):
-    """Accepts connections and never answers: a hung server or a proxy that black-holes traffic."""
-
-    def __init__(self, on_connect: Callable[[], None] | None = None) -> None:
-        super().__init__()
-        self._on_connect = on_connect
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._on_connect:
-            self._on_connect()
-        while await reader.read(65536):  # swallow whatever the client sends, until it gives up
-            pass
-
-
-class Forwarder(_Listener):
-    """Relays every connection, byte for byte, to ``target_port`` on loopback."""
-
-    def __init__(self, target_port: int, target_host: str = HOST) -> None:
-        super().__init__()
-        self.target = (target_host, target_port)
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            return  # the client sees its connection closed, as with a dead backend
-        self._writers.add(up_writer)
-        try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        finally:
-            self._writers.discard(up_writer)
-            up_writer.close()
-
-
-async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-    try:
-        while data := await src.read(65536):
-            dst.write(data)
-            await dst.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        dst.close()
 
 
 # ----------------------------------------------------------------------------------- the cluster
@@ -181,7 +74,7 @@ class PveCluster:
     name: str
     pve: FakePve
     endpoints: list[str]
-    _listeners: list[_Listener] = field(default_factory=list, repr=False)
+    _listeners: list[Listener] = field(default_factory=list, repr=False)
     _reserved: list[socket.socket] = field(default_factory=list, repr=False)
 
     def requests(self) -> list[dict]:
@@ -199,7 +92,7 @@ class PveCluster:
         await self.pve.stop()
 
 
-async def start_cluster(name: str, model: dict, *, ca: CA, log: RequestSink) -> PveCluster:
+async def start_cluster(name: str, model: dict, *, ca: CA, log: "RequestLog") -> PveCluster:
     """Seed a fakepve from ``model``, serve it with a certificate from ``ca`` and open its endpoints."""
     count = int(model.get("endpoints", 1))
     if count < 1:
@@ -222,7 +115,7 @@ async def start_cluster(name: str, model: dict, *, ca: CA, log: RequestSink) -> 
     try:
         for index in range(count):
             if hang:
-                listener: _Listener = HangListener(lambda: log.add("proxmox", name, "CONNECT (never answered)"))
+                listener: Listener = HangListener(lambda: log.add("proxmox", name, "CONNECT (never answered)"))
                 port = await listener.start()
                 cluster._listeners.append(listener)
             elif index in down:

@@ -152,22 +152,24 @@ def _log_options(tail: int | str | None, since: str | None, timestamps: bool) ->
     return argv
 
 
-def _stream_checked(host: SSHHost, argv: list[str], on_line, timeout) -> CommandResult:
+def _stream_checked(host: SSHHost, argv: list[str], on_line, timeout, on_lines=None) -> CommandResult:
     """Stream a log command; a failure is read from the stderr tail the stream kept."""
-    result = host.stream(argv, on_line, timeout=timeout)
+    result = host.stream(argv, on_line, timeout=timeout, on_lines=on_lines)
     return _checked(host, result)
 
 
-def logs(host: SSHHost, name: str, on_line: Callable[[str, str], None], tail: int | str | None = None,
-         since: str | None = None, timeout: float | None = None, *,
-         timestamps: bool = False) -> CommandResult:
+def logs(host: SSHHost, name: str, on_line: Callable[[str, str], None] | None = None,
+         tail: int | str | None = None, since: str | None = None, timeout: float | None = None, *,
+         timestamps: bool = False, on_lines: Callable[[str, list[str]], None] | None = None) -> CommandResult:
     """Stream ``docker logs``: the container's stdout arrives as "stdout", its stderr as "stderr".
+
+    Give ``on_line(stream, line)``, or ``on_lines(stream, lines)`` for batches (see SSHHost.stream).
 
     ``tail`` is a line count (or ``"all"``), ``since`` anything docker accepts (``10m``, an RFC
     3339 time). ``timestamps`` prefixes each line with docker's RFC 3339 nanosecond time.
     """
     argv = ["docker", "logs", *_log_options(tail, since, timestamps), _name(host, name)]
-    return _stream_checked(host, argv, on_line, timeout)
+    return _stream_checked(host, argv, on_line, timeout, on_lines)
 
 
 def _compose(project_dir: str, *args: str) -> list[str]:
@@ -180,13 +182,15 @@ def compose_ps(host: SSHHost, project_dir: str, *, timeout: float | None = None)
     return parse_compose_ps(result.stdout, _target(host))
 
 
-def compose_logs(host: SSHHost, project_dir: str, service: str, on_line: Callable[[str, str], None],
+def compose_logs(host: SSHHost, project_dir: str, service: str,
+                 on_line: Callable[[str, str], None] | None = None,
                  tail: int | str | None = None, since: str | None = None,
-                 timeout: float | None = None, *, timestamps: bool = False) -> CommandResult:
+                 timeout: float | None = None, *, timestamps: bool = False,
+                 on_lines: Callable[[str, list[str]], None] | None = None) -> CommandResult:
     """Stream one service's logs without compose's ``name | `` prefix or colours."""
     argv = _compose(project_dir, "logs", "--no-color", "--no-log-prefix",
                     *_log_options(tail, since, timestamps), _name(host, service))
-    return _stream_checked(host, argv, on_line, timeout)
+    return _stream_checked(host, argv, on_line, timeout, on_lines)
 
 
 def read_file(host: SSHHost, path: str, max_bytes: int = 1 << 20, *, timeout: float | None = None) -> str:

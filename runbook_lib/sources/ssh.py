@@ -294,10 +294,14 @@ class SSHHost:
             bytes_in=bytes_in, truncated=bool(out.overflow or err.overflow), replaced=r1 + r2,
         )
 
-    def stream(self, argv: list[str], on_line: Callable[[str, str], None],
+    def stream(self, argv: list[str], on_line: Callable[[str, str], None] | None = None,
                timeout: float | None = None, max_line: int = 65536, *,
-               tail_lines: int = 100) -> CommandResult:
+               tail_lines: int = 100,
+               on_lines: Callable[[str, list[str]], None] | None = None) -> CommandResult:
         """Run a command and call ``on_line(stream, line)`` for every line as it arrives.
+
+        ``on_lines(stream, lines)`` instead takes each batch of complete lines as it was received
+        (much faster for big logs: one call per network chunk, not per line).
 
         ``stream`` is ``"stdout"`` or ``"stderr"``; lines have no newline, undecodable bytes are
         replaced (and counted in ``replaced``), and a line longer than ``max_line`` bytes arrives
@@ -311,6 +315,9 @@ class SSHHost:
 
             def lines(batch: list[str]) -> None:
                 tail.extend(batch)
+                if on_lines is not None:
+                    on_lines(name, batch)
+                    return
                 for line in batch:
                     on_line(name, line)
 

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from runbook_lib.lab import docker_cli, shell
-from runbook_lib.lab.docker_cli import human_duration, parse_since, tabwriter
+from runbook_lib.lab.docker_flags import parse_since
+from runbook_lib.lab.docker_format import human_duration
+from runbook_lib.lab.go_format import tabwriter
 from runbook_lib.lab.logs import NS
 from runbook_lib.lab.model import TwinContext
 

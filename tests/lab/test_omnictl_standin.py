@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 
-from runbook_lib.lab import omnictl
+from runbook_lib.lab import omni_output, omni_resources, omnictl
 from runbook_lib.lab.model import fill, healthy_state
 
 NOW = 1795770000  # 2026-11-27T09:00:00Z
@@ -290,18 +290,18 @@ def test_infraprovider_list(run):
 
 
 def test_yaml_scalars_as_go_yaml_writes_them():
-    res = omnictl.Resource(omnictl.Registry().resolve("machineclasses"), "c", {
+    res = omni_resources.Resource(omni_resources.Registry().resolve("machineclasses"), "c", {
         "metadata": {"labels": {"weird": "a: b", "num": "12"}},
         "spec": {"yes": "yes", "n": "123", "ts": "2026-01-01T00:00:00Z", "f": 1e6, "q": "it's: here",
                  "text": "cores: 2\nmemory: 4096\n", "nested": [{"a": 1, "b": [True, None]}, []]},
     }, NOW)
-    out = omnictl.to_yaml(res)
+    out = omni_output.to_yaml(res)
     assert "        num: 12\n        weird: 'a: b'\n" in out
     assert '    "yes": "yes"\n    "n": "123"\n    ts: "2026-01-01T00:00:00Z"\n    f: 1e+06\n' in out
     assert "    q: 'it''s: here'\n    text: |\n        cores: 2\n        memory: 4096\n" in out
     assert ("    nested:\n        - a: 1\n          b:\n              - true\n              - null\n"
             "        - []\n") in out
     assert yaml.safe_load(out)["spec"]["text"] == "cores: 2\nmemory: 4096\n"
-    doc = json.loads(omnictl.to_json(res))
+    doc = json.loads(omni_output.to_json(res))
     assert doc["metadata"]["labels"] == {"num": 12, "weird": "a: b"}
-    assert doc["spec"]["f"] == 1000000 and '"f": 1000000,' in omnictl.to_json(res)
+    assert doc["spec"]["f"] == 1000000 and '"f": 1000000,' in omni_output.to_json(res)

@@ -1,0 +1,57 @@
+"""Small helpers shared by the benchmarks: timing, a twin in its own process, peak memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+
+def median_time(fn, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+@contextmanager
+def twin_process(scenario: dict | str | None = None):
+    """A lab twin in its own process (so the measured process does not share its GIL or memory)."""
+    work = Path(tempfile.mkdtemp(prefix="bench-twin-"))
+    args = [sys.executable, "-m", "runbook_lib.lab", "serve", "--dir", str(work / "twin")]
+    if isinstance(scenario, dict):
+        path = work / "scenario.yaml"
+        path.write_text(yaml.safe_dump(scenario))
+        args += ["--scenario", str(path)]
+    elif scenario:
+        args += ["--scenario", scenario]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(work / "twin.log", "w"),
+                            start_new_session=True)
+    ready = work / "twin" / "ready"
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the twin did not start: {(work / 'twin.log').read_text()[-2000:]}")
+        time.sleep(0.05)
+    try:
+        yield Path(json.loads(ready.read_text())["site"])
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,121 @@
+"""`runbook run provider --lab`: where the time goes, against the floor any runbook pays.
+
+The floor is papermill running an empty notebook on the same kernel, plus the raw calls the
+runbook makes (SSH commands, omnictl, Proxmox GETs) made directly, one after another, without
+runbook_lib. Target: the runbook's wall time (without the twin's start) <= 1.3 x the floor.
+"""
+
+from __future__ import annotations
+
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import papermill
+import paramiko
+import yaml
+from proxmoxer import ProxmoxAPI
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import median_time  # noqa: E402
+
+from runbook_lib.calls import CallLog  # noqa: E402
+from runbook_lib.checks import run_checks  # noqa: E402
+from runbook_lib.gather import provider as gather  # noqa: E402
+from runbook_lib.kernel import ensure_kernel  # noqa: E402
+from runbook_lib.lab.twin import Twin  # noqa: E402
+from runbook_lib.runner import run_runbook  # noqa: E402
+from runbook_lib.site import load_site  # noqa: E402
+
+REPEAT = 3
+
+
+def empty_notebook(tmp: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("site_file = ''", metadata={"tags": ["parameters"]})]
+    path = tmp / "empty.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def raw_calls(site_file: Path) -> None:
+    """What the provider runbook asks, made directly: no runbook_lib, no parallelism."""
+    doc = yaml.safe_load(site_file.read_text())
+    h = doc["hosts"]["provider"]
+    client = paramiko.SSHClient()
+    client.load_host_keys(h["known_hosts"])
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect(h["host"], port=h["port"], username=h["user"], key_filename=h["key_file"],
+                   allow_agent=False, look_for_keys=False, timeout=5)
+    client.get_transport().sock.setsockopt(6, 1, 1)  # TCP_NODELAY
+    name = h["container"]
+    for cmd in (["docker", "ps", "-a", "--no-trunc", "--format", "{{json .}}"], ["docker", "inspect", name],
+                ["cat", "/opt/omni-provider/config.yaml"], ["docker", "logs", "--tail", "5000", name],
+                ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", doc["omni"]["url"] + "/healthz"],
+                ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                 doc["proxmox"]["matrix"]["endpoints"][0] + "/api2/json/version"]):
+        _, out, err = client.exec_command(shlex.join(cmd), timeout=20)
+        out.read(), err.read()
+    client.close()
+    omnictl = doc["omni"]["omnictl"]["binary"]
+    for rtype in ("infraproviders", "infraprovidercombinedstatuses", "infraproviderhealthstatuses"):
+        subprocess.run([omnictl, "get", rtype, "-o", "json"], capture_output=True, check=True, timeout=20)
+    cluster = doc["proxmox"]["matrix"]
+    secret = Path(cluster["token_secret"][5:]).read_text().strip()
+    user, token = cluster["token_id"].split("!")
+    for endpoint in cluster["endpoints"] + cluster["endpoints"][:1]:
+        host = endpoint.split("//")[1]
+        ProxmoxAPI(host, user=user, token_name=token, token_value=secret, verify_ssl=cluster["ca_file"],
+                   timeout=(3, 10)).version.get()
+
+
+def main() -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-provider-"))
+    kernel = ensure_kernel()
+    t0 = time.perf_counter()
+    twin = Twin()
+    site_file = twin.start()
+    t_twin = time.perf_counter() - t0
+    try:
+        empty = empty_notebook(tmp)
+        t_empty = median_time(lambda: papermill.execute_notebook(
+            str(empty), str(tmp / "empty-out.ipynb"), kernel_name=kernel, progress_bar=False), REPEAT)
+        t_raw = median_time(lambda: raw_calls(site_file), REPEAT)
+        site = load_site(site_file)
+        evs = []
+        t_gather = median_time(lambda: evs.append(gather.gather(site, CallLog())), REPEAT)
+        t_checks = median_time(lambda: run_checks("provider", evs[-1]), REPEAT)
+        runs = []
+        for _ in range(REPEAT):
+            t = time.perf_counter()
+            res = run_runbook("provider", site_file=site_file, outputs_dir=tmp / "outputs")
+            runs.append(time.perf_counter() - t)
+            assert res.exit_code == 0, res.verdict.text()
+        t_run = statistics.median(runs)
+    finally:
+        twin.stop()
+    floor = t_empty + t_raw
+    figures = {
+        "twin start (s)": t_twin,
+        "papermill empty notebook (s)": t_empty,
+        "raw calls, sequential (s)": t_raw,
+        "floor = empty notebook + raw calls (s)": floor,
+        "evidence, gather in-process (s)": t_gather,
+        "checks (s)": t_checks,
+        "runbook run provider, without twin start (s)": t_run,
+        "kernel start + notebook + record overhead (s)": t_run - t_gather - t_checks,
+        "ratio run / floor (target <= 1.3)": t_run / floor,
+        "with twin start: runbook run provider --lab (s)": t_run + t_twin,
+    }
+    for k, v in figures.items():
+        print(f"{k:<50} {v:8.3f}")
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The runbook as an operator sees it in JupyterLab: the form, pandas tables, the verdict.
+
+Interactive and headless runs are the same notebook and the same code; only the form differs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import papermill
+import pytest
+
+from runbook_lib.kernel import ensure_kernel
+from runbook_lib.lab.twin import Twin
+
+pytestmark = pytest.mark.runbook
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "provider.ipynb"
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def execute(site_file, out: Path, headless: bool) -> dict:
+    papermill.execute_notebook(str(NOTEBOOK), str(out), kernel_name=ensure_kernel(), progress_bar=False,
+                               parameters={"site_file": str(site_file), "headless": headless},
+                               cwd=str(NOTEBOOK.parent))
+    return json.loads(out.read_text())
+
+
+def outputs(nb: dict, mime: str) -> list[int]:
+    return [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
+            for o in c.get("outputs", []) if mime in o.get("data", {})]
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    out = tmp_path_factory.mktemp("interactive")
+    with Twin("key-invalid") as twin:
+        yield {mode: execute(twin.site_file, out / f"{mode}.ipynb", headless=(mode == "headless"))
+               for mode in ("interactive", "headless")}
+
+
+def test_interactive_shows_a_parameter_form(executed):
+    assert outputs(executed["interactive"], WIDGET), "no ipywidgets form in the interactive run"
+    assert not outputs(executed["headless"], WIDGET), "a headless run must not build widgets"
+
+
+def test_evidence_and_verdict_are_tables(executed):
+    nb = executed["interactive"]
+    html = [o["data"]["text/html"] for c in nb["cells"] if c["cell_type"] == "code"
+            for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+    html = ["".join(h) if isinstance(h, list) else h for h in html]
+    assert len([h for h in html if "<table" in h]) >= 6  # site, calls, container, config, logs, omni, probes, verdict
+    verdict = html[-1]
+    assert "provider.key_invalid" in verdict and "problem" in verdict and "background-color" in verdict
+
+
+def test_same_code_path_same_findings(executed):
+    def verdict_text(nb):
+        return next("".join(o["text"]) for c in nb["cells"] if c["cell_type"] == "code"
+                    for o in c.get("outputs", []) if o.get("name") == "stdout" and "provider runbook, site" in "".join(o["text"]))
+
+    strip = lambda t: [line for line in t.splitlines() if "run " not in line and "last heartbeat" not in line]
+    assert strip(verdict_text(executed["interactive"])) == strip(verdict_text(executed["headless"]))
