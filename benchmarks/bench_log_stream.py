@@ -45,14 +45,14 @@ def scenario() -> dict:
 READER = r"""
 import json, resource, sys, time
 from runbook_lib.calls import CallLog
-from runbook_lib.checks.provider import LOG_CATEGORIES, START_LINE
+from runbook_lib.checks.provider import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE
 from runbook_lib.logscan import LogScan
 from runbook_lib.site import load_site
 from runbook_lib.sources import docker
 from runbook_lib.sources.ssh import SSHHost
 site = load_site(sys.argv[1])
 host = SSHHost(site.hosts.provider, CallLog())
-scan = LogScan(LOG_CATEGORIES, reset=START_LINE)
+scan = LogScan(LOG_CATEGORIES, triggers=LOG_TRIGGERS, reset=START_LINE)
 t0 = time.perf_counter()
 docker.logs(host, sys.argv[2], tail=None, timeout=600, on_lines=scan.feed_lines)
 seconds = time.perf_counter() - t0

@@ -19,14 +19,26 @@ from datetime import datetime, timezone
 from . import redact
 
 _MAX_SHOWN = 400  # characters of one line kept as evidence
-_ERROR_LINE = re.compile(r'^Error:|"level":"error"', re.MULTILINE)  # zap error lines and cobra's exit line
 _MSG = re.compile(r'"msg":"((?:[^"\\]|\\.)*)"')
 
 
-def _line_at(block: str, pos: int) -> str:
-    begin = block.rfind("\n", 0, pos) + 1
-    end = block.find("\n", pos)
+def _line_from(block: str, begin: int) -> str:
+    end = block.find("\n", begin)
     return block[begin:] if end < 0 else block[begin:end]
+
+
+def _line_starts(block: str, needles: list[str], start: int) -> list[int]:
+    """Offsets, in order, of the lines at or after ``start`` (a line start) containing any needle."""
+    found = set()
+    for needle in needles:
+        at = block.find(needle, start)
+        while at >= 0:
+            found.add(block.rfind("\n", 0, at) + 1)
+            end = block.find("\n", at)
+            if end < 0:
+                break
+            at = block.find(needle, end)
+    return sorted(found)
 
 
 @dataclass
@@ -39,12 +51,16 @@ class _Hits:
 class LogScan:
     """Classify lines by the first category regex that matches.
 
-    ``categories`` maps a name to a regex; order matters (first match wins). A line matching
-    ``reset`` (e.g. the program's start-up line) starts a new epoch: the counts so far are dropped,
-    so a verdict speaks about the process that runs now, not one that was restarted long ago.
+    ``categories`` maps a name to a regex; order matters (first match wins). ``triggers``, when
+    given, are plain substrings of which every line a category matches contains at least one: the
+    block is then searched for those with ``str.find``, far faster than a regex alternation. A
+    line containing ``reset`` (a plain substring, e.g. the program's start-up message) starts a
+    new epoch: the counts so far are dropped, so a verdict speaks about the process that runs
+    now, not one that was restarted long ago.
     """
 
-    def __init__(self, categories: dict[str, str], *, keep: int = 3, tail: int = 30, reset: str | None = None):
+    def __init__(self, categories: dict[str, str], *, triggers: list[str] | None = None, keep: int = 3,
+                 tail: int = 30, reset: str | None = None):
         self._cats = [(name, re.compile(rx)) for name, rx in categories.items()]
         self._any = re.compile("|".join(f"(?:{rx})" for rx in categories.values())) if categories else None
         self._hits = {name: _Hits(last=deque(maxlen=keep)) for name in categories}
@@ -54,7 +70,8 @@ class LogScan:
         self.replaced = 0
         self.tail: deque[str] = deque(maxlen=tail)
         self.errors = Counter()  # message of error-level lines -> count
-        self._reset = re.compile(reset) if reset else None
+        self._triggers = list(triggers) if triggers is not None else None
+        self._reset = reset or None
         self.restarts = 0  # how many times the reset line was seen
         self._redactor = redact.default()
 
@@ -63,37 +80,37 @@ class LogScan:
         self.feed_lines(stream, [line])
 
     def feed_lines(self, stream: str, lines: list[str]) -> None:
-        """A batch of lines, scanned as one block: the regexes run over the block at C speed and
-        only the lines they hit are looked at one by one. Same result as feeding line by line."""
+        """A batch of lines, scanned as one block: the block is searched at C speed (``str.find``
+        for the triggers, or the categories' regex) and only the lines found are looked at one by
+        one. Same result as feeding the lines one at a time."""
         if not lines:
             return
         block = "\n".join(lines)
         self.lines += len(lines)
         self.bytes += len(block) + 1
         self.tail.extend(lines[-self.tail.maxlen:])
-        for m in _ERROR_LINE.finditer(block):
-            self._count_error(_line_at(block, m.start()))
+        for begin in _line_starts(block, ['"level":"error"', "Error:"], 0):
+            line = _line_from(block, begin)
+            if line.startswith("Error:") or '"level":"error"' in line:
+                self._count_error(line)
         start = 0
         if self._reset is not None:
-            last = None
-            for last in self._reset.finditer(block):
-                self.restarts += 1
-            if last is not None:
+            at = block.rfind(self._reset)
+            if at >= 0:
+                self.restarts += block.count(self._reset)
                 self._hits = {name: _Hits(last=deque(maxlen=self._keep)) for name in self._hits}
-                end = block.find("\n", last.end())
+                end = block.find("\n", at)
                 start = len(block) if end < 0 else end + 1
-        if self._any is None:
+        if self._triggers is not None:
+            for begin in _line_starts(block, self._triggers, start):
+                self._classify(_line_from(block, begin))
             return
         pos = start
-        while True:
-            m = self._any.search(block, pos)
-            if m is None:
-                return
+        while self._any is not None and (m := self._any.search(block, pos)) is not None:
             begin = block.rfind("\n", 0, m.start()) + 1
-            end = block.find("\n", m.end())
-            end = len(block) if end < 0 else end
-            self._classify(block[begin:end])
-            pos = end + 1
+            line = _line_from(block, begin)
+            self._classify(line)
+            pos = begin + len(line) + 1
 
     def _classify(self, line: str) -> None:
         for name, rx in self._cats:

@@ -7,10 +7,8 @@ the mode except whether the form is shown.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -132,12 +130,7 @@ class Run:
 
 
 def start(runbook: str, params: Parameters) -> Run:
-    """Begin a run; shows the parameter form unless headless.
-
-    pandas is imported in the background meanwhile: the tables need it only after the evidence
-    is in, and gathering mostly waits on the network.
-    """
-    threading.Thread(target=importlib.import_module, args=("pandas",), daemon=True).start()
+    """Begin a run; shows the parameter form unless headless."""
     if not getattr(params, "headless", True):
         params.form()
     return Run(runbook, params)
@@ -147,10 +140,11 @@ def frame(rows: list[dict] | dict, columns: list[str] | None = None):
     """A pandas DataFrame from rows (or one mapping shown as field/value)."""
     import pandas as pd
 
+    pd.set_option("display.max_colwidth", 200)
     if isinstance(rows, dict):
         rows = [{"field": k, "value": v} for k, v in rows.items()]
         columns = ["field", "value"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=columns).convert_dtypes()
 
 
 def site_summary(site: Site):

@@ -15,9 +15,11 @@ infrastructure even when its secrets are masked.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -134,13 +136,28 @@ def scrub_notebook(nb: Any, redactor: Redactor):
 
 # --- rendering ------------------------------------------------------------------------------
 
-def render_html(nb: Any) -> str:
-    """The notebook as a standalone HTML page with code inputs and prompts hidden."""
+_html_lock = threading.Lock()
+
+
+@functools.cache
+def _html_exporter():
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nb)
+    return HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+
+
+def render_html(nb: Any) -> str:
+    """The notebook as a standalone HTML page with code inputs and prompts hidden."""
+    with _html_lock:
+        body, _ = _html_exporter().from_notebook_node(nb)
     return body
+
+
+def warm_html() -> None:
+    """Load nbconvert and compile its templates (half a second) while a notebook still runs."""
+    import nbformat
+
+    render_html(nbformat.v4.new_notebook())
 
 
 def notebook_text(nb: Any) -> str:

@@ -209,6 +209,7 @@ def run_runbook(
         injected = {**parameters, "site_file": str(site_path), "run_id": run_id,
                     "verdict_path": str(verdict_file), "headless": True}
 
+        threading.Thread(target=records.warm_html, name="warm-html", daemon=True).start()
         error = _execute(nb_path, executed, injected, redact_file, progress=progress, timeout=timeout)
         finished = utc_now()
 

@@ -113,10 +113,14 @@ class Verdict:
     def styled(self):
         """The findings table with status colours, for the notebook."""
         colours = {"problem": "#f8d7da", "unknown": "#fff3cd", "ok": "#d1e7dd", "skipped": "#e2e3e5"}
-        df = self.frame()
-        return df.style.apply(
-            lambda row: [f"background-color: {colours[row['status']]}"] * len(row), axis=1
-        ).set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
+        counts = ", ".join(f"{n} {s}" for s in STATUSES if (n := sum(f.status == s for f in self.findings)))
+        return (
+            self.frame().style
+            .apply(lambda row: [f"background-color: {colours[row['status']]}"] * len(row), axis=1)
+            .set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
+            .hide(axis="index")
+            .set_caption(f"{self.runbook} runbook, site {self.site}: {counts or 'no findings'}")
+        )
 
     def text(self, *, evidence_lines: int = 4, width: int = 110) -> str:
         """A terminal rendering: one line per finding, problems with their evidence and fix."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import random
 
-from runbook_lib.checks.provider import LOG_CATEGORIES, START_LINE
+from runbook_lib.checks.provider import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE
+from provider_lines import REAL_LINES
 from runbook_lib.logscan import LogScan
 
 START = '{"level":"info","ts":1.0,"caller":"main.go:117","msg":"starting infra provider"}'
@@ -20,13 +21,13 @@ SAMPLES = [
 ]
 
 
-def test_batches_and_lines_give_the_same_summary():
+def test_batches_with_triggers_equal_lines_with_regexes():
     rng = random.Random(7)
     lines = [rng.choice(SAMPLES) for _ in range(5000)]
-    one = LogScan(LOG_CATEGORIES, reset=START_LINE)
+    one = LogScan(LOG_CATEGORIES, reset=START_LINE)  # the regexes alone, line by line
     for line in lines:
         one.feed("stderr", line)
-    many = LogScan(LOG_CATEGORIES, reset=START_LINE)
+    many = LogScan(LOG_CATEGORIES, triggers=LOG_TRIGGERS, reset=START_LINE)
     i = 0
     while i < len(lines):
         n = rng.randint(1, 400)
@@ -36,8 +37,16 @@ def test_batches_and_lines_give_the_same_summary():
     assert one.restarts == lines.count(START)
 
 
+def test_every_line_a_category_matches_holds_a_trigger():
+    import re
+
+    for line in REAL_LINES + SAMPLES:
+        if any(re.search(rx, line) for rx in LOG_CATEGORIES.values()):
+            assert any(t in line for t in LOG_TRIGGERS), line
+
+
 def test_only_the_last_epoch_counts_but_errors_are_all_counted():
-    scan = LogScan(LOG_CATEGORIES, reset=START_LINE)
+    scan = LogScan(LOG_CATEGORIES, triggers=LOG_TRIGGERS, reset=START_LINE)
     scan.feed_lines("stderr", [START, SAMPLES[2], SAMPLES[2], START, SAMPLES[1]])
     assert scan.count("key_invalid") == 0 and scan.count("proxmox_auth") == 1
     assert scan.errors[SAMPLES[2][:120]] == 2 and scan.errors["machine provision failed"] == 1

@@ -39,7 +39,12 @@ LOG_CATEGORIES = {
     ),
     "insecure_proxmox": r"using insecure connection to Proxmox",
 }
-START_LINE = r'"msg":"starting infra provider"'
+# Every line a category above matches contains one of these (tests/test_logscan.py checks it).
+LOG_TRIGGERS = ["must match the infra provider", "namespace not allowed", "is not registered", "code = ",
+                "name resolver error", "produced zero addresses", "unknown service cosi", "signature", "x509: ",
+                "tls: failed to verify", "not authorized to access endpoint", "api2/json", "hostname lookup",
+                "using insecure connection"]
+START_LINE = '"msg":"starting infra provider"'  # the provider's first line: a new process
 DEFAULT_ID = "proxmox"
 
 
@@ -231,9 +236,9 @@ def proxmox_auth(ev: Evidence):
     cfg = ev.get("provider_config")
     if cfg is None:
         return unknown("the provider's config.yaml could not be found through its mounts")
-    facts = [f"config.yaml: auth={cfg['auth']}" + (f", tokenID={cfg['tokenID']}" if cfg.get("tokenID") else "")
+    facts = [f"config.yaml: login={cfg['login']}" + (f", tokenID={cfg['tokenID']}" if cfg.get("tokenID") else "")
              + (f", username={cfg['username']}" if cfg.get("username") else "")]
-    if cfg["auth"] == "none":
+    if cfg["login"] == "none":
         return problem("the provider's config.yaml holds no Proxmox credentials", facts)
     probe = ev.optional("provider_credentials")
     if probe is not None:

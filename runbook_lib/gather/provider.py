@@ -15,7 +15,7 @@ import yaml
 
 from .. import redact
 from ..calls import CallLog
-from ..checks.provider import LOG_CATEGORIES, START_LINE
+from ..checks.provider import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE
 from ..errors import NotFound, RunbookError
 from ..evidence import Evidence
 from ..logscan import LogScan
@@ -111,16 +111,14 @@ def summarize_config(text: str) -> tuple[dict, dict]:
     for key in ("password", "tokenSecret", "token"):
         redact.register(str(px.get(key) or ""))
     if px.get("username") and px.get("password"):
-        auth = "password"
-    elif px.get("token"):
-        auth = "token"
-    elif px.get("tokenID") and px.get("tokenSecret"):
-        auth = "token"
+        login = "password"
+    elif px.get("token") or (px.get("tokenID") and px.get("tokenSecret")):
+        login = "token"
     else:
-        auth = "none"
+        login = "none"
     summary = {
         "url": px.get("url", ""),
-        "auth": auth,
+        "login": login,
         "tokenID": px.get("tokenID", ""),
         "username": px.get("username", ""),
         "realm": px.get("realm", ""),
@@ -227,7 +225,7 @@ def _config(ev: Evidence, host: SSHHost, container: dict, private: _Private) -> 
 
 
 def _logs(ev: Evidence, host: SSHHost, name: str, opts: Options) -> None:
-    scan = LogScan(LOG_CATEGORIES, reset=START_LINE)
+    scan = LogScan(LOG_CATEGORIES, triggers=LOG_TRIGGERS, reset=START_LINE)
     try:
         res = docker.logs(host, name, tail=opts.log_tail, since=opts.log_since, on_lines=scan.feed_lines)
         scan.replaced = getattr(res, "replaced", 0)

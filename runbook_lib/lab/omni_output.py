@@ -171,18 +171,13 @@ def _yaml_value(key_text: str, value: object, col: int, out: list[str], untyped:
     """``key: value`` at column ``col`` (``key_text`` already rendered, "- " for sequence items)."""
     sep = "" if key_text.endswith("- ") else " "
     head = " " * col + key_text
-    if isinstance(value, dict) and value:
+    if isinstance(value, (dict, list)) and value:
+        render = _yaml_mapping if isinstance(value, dict) else _yaml_sequence
         if key_text.endswith("- "):
-            _yaml_mapping(value, col + 2, out, untyped, first_prefix=head)
+            render(value, col + 2, out, untyped, first_prefix=head)
         else:
             out.append(head)
-            _yaml_mapping(value, col + 4, out, untyped)
-    elif isinstance(value, list) and value:
-        if key_text.endswith("- "):
-            _yaml_sequence(value, col + 2, out, untyped, first_prefix=head)
-        else:
-            out.append(head)
-            _yaml_sequence(value, col + 4, out, untyped)
+            render(value, col + 4, out, untyped)
     elif isinstance(value, dict):
         out.append(head + sep + "{}")
     elif isinstance(value, list):

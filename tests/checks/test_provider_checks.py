@@ -3,48 +3,19 @@
 from __future__ import annotations
 
 import copy
-import json
 
 import pytest
 
 from runbook_lib.checks import registered, run_checks
-from runbook_lib.checks.provider import LOG_CATEGORIES, START_LINE, normalize_url
+from runbook_lib.checks.provider import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE, normalize_url
 from runbook_lib.evidence import Evidence
 from runbook_lib.logscan import LogScan
-
-START = ('{"level":"info","ts":1778786539.5332415,"caller":"omni-infra-provider-proxmox/main.go:117",'
-         '"msg":"starting infra provider"}')
-# real lines from the provider's issue tracker (research/omni.md §3)
-INSECURE = ('{"level":"info","ts":1778786539.5331445,"caller":"omni-infra-provider-proxmox/main.go:93",'
-            '"msg":"using insecure connection to Proxmox"}')
-X509_OMNI = ('Error: rpc error: code = Unavailable desc = connection error: desc = "transport: authentication '
-             'handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"')
-NOT_AUTHORIZED = ('{"level":"error","ts":1763194681.8416061,"caller":"controllers/provision.go:335","msg":"machine '
-                  'provision failed","controller":"proxmox.ProvisionController","namespace":"infra-provider","type":'
-                  '"MachineRequests.omni.sidero.dev","id":"outghost-prime-workers-6g7cgc","job":"reconcile","error":'
-                  '"not authorized to access endpoint","step":"pickNode","stacktrace":"github.com/siderolabs/omni/'
-                  'client/pkg/infra/controllers.(*ProvisionController[...]).reconcileRunning\\n\\t/go/pkg/mod/..."}')
-RECONCILE_OK = ('{"level":"info","ts":1770198574.1586897,"caller":"qruntime/qruntime.go:310","msg":"reconcile '
-                'succeeded","controller":"proxmox.ProvisionController","namespace":"infra-provider","type":'
-                '"MachineRequests.omni.sidero.dev","id":"talos-prod-cluster-control-planes-2z2hsn","job":"reconcile",'
-                '"busy":0.140967833}')
-INVALID_SIGNATURE = "Error: rpc error: code = Unauthenticated desc = invalid signature"
-NOT_REGISTERED = ('Error: rpc error: code = PermissionDenied desc = infra provider with name "proxmox" is not '
-                  'registered in the system')
-ID_MUST_MATCH = 'Error: rpc error: code = InvalidArgument desc = resource ID must match the infra provider ID "proxmox"'
-RESOLVER = "Error: rpc error: code = Unavailable desc = name resolver error: produced zero addresses"
-PROXY_403 = ('Error: rpc error: code = PermissionDenied desc = unexpected HTTP status code received from server: 403 '
-             '(Forbidden); transport: received unexpected content-type "text/html"')
-PVE_REFUSED = json.dumps({"level": "error", "ts": 1.0, "msg": "machine provision failed", "step": "pickNode",
-                          "error": 'Get "https://pve1.lan:8006/api2/json/nodes": dial tcp 192.168.1.10:8006: '
-                                   "connect: connection refused"})
-PVE_X509 = json.dumps({"level": "error", "ts": 1.0, "msg": "machine provision failed", "step": "pickNode",
-                       "error": 'Get "https://pve1.lan:8006/api2/json/nodes": tls: failed to verify certificate: '
-                                "x509: certificate signed by unknown authority"})
+from provider_lines import (ID_MUST_MATCH, INSECURE, INVALID_SIGNATURE, NOT_AUTHORIZED, NOT_REGISTERED, PROXY_403,
+                            PVE_REFUSED, PVE_X509, RECONCILE_OK, RESOLVER, START, X509_OMNI)
 
 
 def scan(*lines: str) -> dict:
-    s = LogScan(LOG_CATEGORIES, reset=START_LINE)
+    s = LogScan(LOG_CATEGORIES, triggers=LOG_TRIGGERS, reset=START_LINE)
     for line in lines:
         s.feed("stderr", line)
     s_dict = s.summary()
@@ -64,7 +35,7 @@ def healthy() -> dict:
             "flags": {"omni_api_endpoint": "https://omni.example.org/", "id": "proxmox",
                       "config_file": "/config.yaml", "key_set": True},
         },
-        "provider_config": {"url": "https://192.0.2.5:8006/api2/json", "auth": "token", "tokenID": "omni@pve!provider",
+        "provider_config": {"url": "https://192.0.2.5:8006/api2/json", "login": "token", "tokenID": "omni@pve!provider",
                             "username": "", "realm": "", "insecureSkipVerify": False},
         "logs": scan(START, RECONCILE_OK),
         "infraproviders": ["proxmox"],
