@@ -51,7 +51,11 @@ def twin_process(scenario: dict | str | None = None):
         proc.wait(timeout=20)
 
 
-def peak_rss_mb() -> float:
-    import resource
+def empty_notebook(tmp: Path) -> Path:
+    import nbformat
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("site_file = ''", metadata={"tags": ["parameters"]})]
+    path = tmp / "empty.ipynb"
+    nbformat.write(nb, path)
+    return path

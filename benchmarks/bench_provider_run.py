@@ -24,16 +24,6 @@ from proxmoxer import ProxmoxAPI
 REPEAT = 3
 
 
-def empty_notebook(tmp: Path) -> Path:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("site_file = ''", metadata={"tags": ["parameters"]})]
-    path = tmp / "empty.ipynb"
-    nbformat.write(nb, path)
-    return path
-
-
 def raw_calls(site_file: Path) -> None:
     """What the provider runbook asks, made directly: no runbook_lib, no parallelism."""
     doc = yaml.safe_load(site_file.read_text())
@@ -69,7 +59,7 @@ def main() -> dict:
     import papermill
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import median_time
+    from _common import empty_notebook, median_time
 
     from runbook_lib.calls import CallLog
     from runbook_lib.checks import run_checks

@@ -4,14 +4,22 @@
 
     runbook run SECTION [--site FILE | --lab [SCENARIO]] [-p NAME VALUE]... [--json]
                         [--outputs DIR] [--timeout SECONDS] [--progress | --no-progress]
+    runbook check [--site FILE | --lab [SCENARIO]] [--junit FILE] [--prometheus FILE] [...]
+                                   the health runbook headless, one summary line (for schedulers)
+    runbook triage [--site FILE | --lab [SCENARIO]] [...]
+                                   health, then every runbook it points to, as one incident
+    runbook records list [--runbook R] [--status S] [--since D] [--until D] [--finding ID] [--json]
+    runbook records show RUN | html RUN [-o FILE] | diff RUN [OTHER] | verify [RUN...]
+    runbook records rebuild | prune [--days N] [--dry-run]
     runbook lab up [SCENARIO]      start a twin in the background, print its site file
     runbook lab down               stop it
     runbook lab site               print the running twin's site file (exit 1 when none runs)
     runbook lab scenarios          the shipped scenarios and the findings each expects
 
-Exit status of ``run`` (design.md's contract): 0 no finding is a problem, 1 only unknowns, 2 at
-least one problem, 3 the run itself failed or could not start. Mistakes the user can make (a bad
-site file, an unknown runbook or scenario) print one message on stderr, no traceback, exit 3.
+Exit status of ``run``, ``check`` and ``triage`` (design.md's contract): 0 no finding is a
+problem, 1 only unknowns, 2 at least one problem, 3 the run itself failed or could not start.
+``records verify`` exits 2 when a record changed. Mistakes the user can make (a bad site file, an
+unknown runbook, scenario or run) print one message on stderr, no traceback, exit 3.
 """
 
 from __future__ import annotations
@@ -246,21 +254,7 @@ def cmd_run(args) -> int:
         print(result.verdict.to_json() if args.json else result.verdict.text())
         return result.exit_code
 
-    if args.lab is None:
-        return run(_site_for_run(args))
-
-    try:
-        from .lab.twin import Twin
-    except ImportError as exc:
-        raise UsageError(f"the lab twin needs the 'lab' extra (pip install 'omni-runbooks[lab]'): {exc}")
-    twin = Twin(args.lab or None)
-    try:
-        return run(twin.start())
-    finally:
-        try:
-            twin.stop()
-        except Exception as exc:  # report, but never hide the run's own outcome
-            print(f"runbook: warning: stopping the lab twin failed: {exc}", file=sys.stderr)
+    return _with_site(args, run)
 
 
 def cmd_lab_up(args) -> int:
@@ -311,6 +305,120 @@ def cmd_lab_scenarios(args) -> int:
     return 0
 
 
+def _with_site(args, fn):
+    """Call ``fn(site_file)`` with the site the options name, starting a lab twin for ``--lab``."""
+    if args.lab is None:
+        return fn(_site_for_run(args))
+    try:
+        from .lab.twin import Twin
+    except ImportError as exc:
+        raise UsageError(f"the lab twin needs the 'lab' extra (pip install 'omni-runbooks[lab]'): {exc}")
+    twin = Twin(args.lab or None)
+    try:
+        return fn(twin.start())
+    finally:
+        try:
+            twin.stop()
+        except Exception as exc:  # report, but never hide the run's own outcome
+            print(f"runbook: warning: stopping the lab twin failed: {exc}", file=sys.stderr)
+
+
+def cmd_check(args) -> int:
+    """The health runbook for schedulers: one line, the exit status, optional alert files."""
+    from . import alerts
+
+    def check(site_file) -> tuple:
+        return alerts.run_check(site_file, outputs_dir=args.outputs, parameters=parse_parameters(args.param),
+                                timeout=args.timeout, junit=args.junit, prometheus=args.prometheus)
+
+    try:
+        verdict, code = _with_site(args, check)
+    except RunbookError as exc:  # no site, or no twin: the alert files must still say so
+        verdict, code = alerts.failed_check(str(exc)), EXIT_RUN_FAILED
+        alerts.write_alerts(verdict, code, junit=args.junit, prometheus=args.prometheus)
+    print(verdict.to_json() if args.json else alerts.summary_line(verdict, code))
+    return code
+
+
+def cmd_triage(args) -> int:
+    from .triage import run_triage
+
+    def step(name: str) -> None:
+        print(f"runbook: triage: running the {name} runbook", file=sys.stderr, flush=True)
+
+    result = _with_site(args, lambda site: run_triage(site, outputs_dir=args.outputs, timeout=args.timeout,
+                                                        on_step=step))
+    print(result.verdict.to_json() if args.json else _triage_text(result))
+    return result.exit_code
+
+
+def _triage_text(result) -> str:
+    from .triage import Incident
+
+    incident = Incident(result.record_dir, Path(), result.verdict.run_id)
+    incident.pointed_to()  # notes the runbooks pointed to that have no notebook
+    lines = [result.verdict.text(), "  records of this incident:"]
+    for row in incident.overview():
+        lines.append(f"    {row['runbook']:<13} {row['outcome']:<8} {row['problems']}")
+    return "\n".join(lines)
+
+
+def cmd_records(args) -> int:
+    from . import archive, records
+
+    outputs = records.outputs_dir(args.outputs)
+    verb = args.records_verb
+    if verb == "list":
+        filters = archive.Filters(runbook=args.runbook, status=args.status, since=args.since, until=args.until,
+                                  finding=args.finding, site=args.site_name)
+        rows = archive.list_runs(outputs, filters, args.limit)
+        if args.json:
+            sys.stdout.write("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in rows))
+        else:
+            out = [f"{'RUN':<22} {'RUNBOOK':<12} {'STARTED':<20} {'STATUS':<8} FAILING"]
+            out += [archive.format_row(e) for e in rows]
+            sys.stdout.write("\n".join(out) + "\n")
+        return 0
+    if verb == "show":
+        print(archive.show(outputs, archive.find(outputs, args.run)))
+        return 0
+    if verb == "html":
+        entry = archive.find(outputs, args.run)
+        text = archive.html(outputs, entry, args.section)
+        target = Path(args.output or f"{entry['run_id']}-{args.section or entry['runbook']}.html")
+        target.write_text(text, encoding="utf-8")
+        print(target)
+        return 0
+    if verb == "diff":
+        d = archive.diff(outputs, args.run, args.other)
+        print(json.dumps(d.to_dict(), indent=2) if args.json else d.text())
+        return 0
+    if verb == "verify":
+        entries = [archive.find(outputs, r) for r in args.runs] if args.runs else None
+        results = archive.verify_all(outputs, entries)
+        bad = {run: v for run, v in results.items() if not v.ok}
+        for run, v in bad.items():
+            print(f"{run}: " + "; ".join(v.problems))
+        print(f"{len(results)} record(s) checked, {len(bad)} changed", file=sys.stderr)
+        return 2 if bad else 0
+    if verb == "rebuild":
+        entries = archive.rebuild(outputs)
+        print(f"index rebuilt from {len(entries)} record(s): {records.index_path(outputs)}", file=sys.stderr)
+        return 0
+    if verb == "prune":
+        days = args.days if args.days is not None else archive.retention_days()
+        if days is None:
+            raise UsageError(f"give --days N or set {archive.RETENTION_ENV}")
+        plan = archive.prune(outputs, days, dry_run=args.dry_run)
+        what = "would delete" if args.dry_run else "deleted"
+        for e in plan.delete:
+            print(f"{what} {e['run_id']} ({e['runbook']}, {e.get('started')})")
+        for e in plan.kept_healthy:
+            print(f"kept {e['run_id']}: the last healthy {e['runbook']} run", file=sys.stderr)
+        return 0
+    raise UsageError(f"unknown records command {verb!r}")
+
+
 # --- the parser -------------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -324,7 +432,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="runbook", description="Executable runbooks for an Omni + Proxmox + Talos + ArgoCD stack.")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,lab}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,check,triage,records,lab}")
 
     run = verbs.add_parser(
         "run", help="run one runbook headless, keep the record, print the verdict",
@@ -349,6 +457,75 @@ def build_parser() -> argparse.ArgumentParser:
                      help="show a progress bar (default: when stderr is a terminal)")
     run.set_defaults(func=cmd_run)
 
+    def site_options(p) -> None:
+        where = p.add_mutually_exclusive_group()
+        where.add_argument("--site", metavar="FILE", help=f"the site file (default: ${SITE_ENV}, then "
+                                                          "the twin of `runbook lab up`)")
+        where.add_argument("--lab", nargs="?", const=_HEALTHY, default=None, metavar="SCENARIO",
+                           help="run against a lab twin started for this run")
+        p.add_argument("--outputs", metavar="DIR", help="where records go (default: $RUNBOOK_OUTPUTS or ./outputs)")
+        p.add_argument("--timeout", type=float, default=DEFAULT_CELL_TIMEOUT, metavar="SECONDS",
+                       help=f"longest any one cell may run (default {DEFAULT_CELL_TIMEOUT:g})")
+        p.add_argument("--json", action="store_true", help="print the verdict JSON instead of text")
+
+    check = verbs.add_parser(
+        "check", help="run the health runbook headless for a scheduler: one line, exit status, alert files",
+        description="Run every health check headless (cron, a systemd timer, a Kubernetes CronJob). Prints one "
+                    "summary line; exit status 0 ok, 1 only unknowns, 2 a problem, 3 the run failed. "
+                    "Optionally writes JUnit XML and a Prometheus textfile-collector file.")
+    site_options(check)
+    check.add_argument("-p", "--parameter", dest="param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                       help="a parameter of the health notebook")
+    check.add_argument("--junit", metavar="FILE", help="write the findings as JUnit XML")
+    check.add_argument("--prometheus", metavar="FILE",
+                       help="write gauges for node_exporter's textfile collector (name it *.prom)")
+    check.set_defaults(func=cmd_check)
+
+    tri = verbs.add_parser(
+        "triage", help="health checks, then every runbook they point to, as one incident",
+        description="Run the health checks, then every runbook the failing checks point to, on one kernel, "
+                    "and keep them as one incident (one folder, one index entry) with a summary.")
+    site_options(tri)
+    tri.set_defaults(func=cmd_triage)
+
+    rec = verbs.add_parser("records", help="the archive of records: list, show, html, diff, verify, rebuild, "
+                                           "prune")
+    rverbs = rec.add_subparsers(dest="records_verb", required=True,
+                                metavar="{list,show,html,diff,verify,rebuild,prune}")
+    folder = argparse.ArgumentParser(add_help=False)
+    folder.add_argument("--outputs", metavar="DIR", help="the records folder (default: $RUNBOOK_OUTPUTS or ./outputs)")
+
+    def rverb(name: str, **kw):
+        return rverbs.add_parser(name, parents=[folder], **kw)
+
+    ls = rverb("list", help="runs in the index, oldest first")
+    ls.add_argument("--runbook", help="only this runbook (incidents holding it included)")
+    ls.add_argument("--status", choices=["ok", "unknown", "problem", "failed"], help="only runs that ended so")
+    ls.add_argument("--since", metavar="DATE", help="started at or after (YYYY-MM-DD or an ISO time, UTC)")
+    ls.add_argument("--until", metavar="DATE", help="started at or before (YYYY-MM-DD or an ISO time, UTC)")
+    ls.add_argument("--finding", metavar="ID", help="only runs where this finding was problem or unknown")
+    ls.add_argument("--site", dest="site_name", metavar="NAME", help="only this site")
+    ls.add_argument("--limit", type=int, metavar="N", help="only the newest N")
+    ls.add_argument("--json", action="store_true", help="index entries as JSON lines")
+    sh = rverb("show", help="a run's verdict, provenance and checksum check")
+    sh.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or 'last'")
+    ht = rverb("html", help="render a record again: code hidden, verdict first")
+    ht.add_argument("run", metavar="RUN")
+    ht.add_argument("--section", metavar="RUNBOOK", help="for an incident: one of its runbooks' records")
+    ht.add_argument("-o", "--output", metavar="FILE", help="where to write it (default ./RUN-RUNBOOK.html)")
+    df = rverb("diff", help="what changed between two runs (default: against the last healthy one)")
+    df.add_argument("run", metavar="RUN")
+    df.add_argument("other", metavar="OTHER", nargs="?", help="the run to compare with")
+    df.add_argument("--json", action="store_true")
+    vf = rverb("verify", help="check records against their checksums (exit 2 when one changed)")
+    vf.add_argument("runs", metavar="RUN", nargs="*", help="runs to check (default: every run in the index)")
+    rverb("rebuild", help="write the index again from the records themselves")
+    pr = rverb("prune", help="delete records older than N days (never the last healthy one of "
+                                         "each runbook)")
+    pr.add_argument("--days", type=float, metavar="N", help="default: $RUNBOOK_RETENTION_DAYS")
+    pr.add_argument("--dry-run", action="store_true", help="only say what would go")
+    rec.set_defaults(func=cmd_records)
+
     lab = verbs.add_parser("lab", help="keep a lab twin running for interactive work")
     lab_verbs = lab.add_subparsers(dest="lab_verb", required=True, metavar="{up,down,site,scenarios}")
     up = lab_verbs.add_parser("up", help="start a twin in the background and print its site file")
@@ -363,6 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .records import skip_slow_optional_imports
+
+    skip_slow_optional_imports()
     args = build_parser().parse_args(argv)
     # papermill logs what the verdict already says (a timed-out cell); keep stderr for our messages
     logging.getLogger("papermill").addHandler(logging.NullHandler())

@@ -7,20 +7,33 @@ One run leaves one directory::
                                    <section>.html    the notebook rendered, inputs hidden
     <outputs>/index.jsonl                            one line per run, appended under a lock
 
+A triage incident is one such directory holding several runbooks' files (``health.*``,
+``provider.*`` ...) plus its summary (``triage.*``); only the summary is indexed.
+
 Every file is written atomically (a temporary file in the same directory, fsync, rename), so a
 reader, or a crash, never sees half a record. Files are created ``0600``: a record describes
 infrastructure even when its secrets are masked.
+
+**Provenance.** Each verdict JSON carries ``provenance``: the run id, the SHA-256 of the input
+notebook, the project's version, and ``checksums``: the SHA-256 of every other file of its
+directory when it was written. The JSON is written last; its own digest goes into the index
+line (``verdict_sha256``). :func:`verify` recomputes both, so a record changed afterwards is
+found. The index can always be rebuilt from the records (:func:`entry_from_record`).
 """
 
 from __future__ import annotations
 
 import fcntl
 import functools
+import hashlib
+import html as html_lib
 import json
 import os
+import sys
 import tempfile
 import threading
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,6 +41,7 @@ from .redact import Redactor
 
 OUTPUTS_ENV = "RUNBOOK_OUTPUTS"
 INDEX_NAME = "index.jsonl"
+LOCK_NAME = ".index.lock"
 
 
 def outputs_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -61,7 +75,24 @@ class RecordPaths:
 def record_paths(outputs: Path, run_id: str, section: str, day: str) -> RecordPaths:
     """The record layout for one run; ``day`` is the run's UTC date, ``YYYY-MM-DD``."""
     d = outputs / day / run_id
+    return paths_in(outputs, d, section)
+
+
+def paths_in(outputs: Path, directory: Path, section: str) -> RecordPaths:
+    """The files one runbook leaves in a record directory (its own, or a triage incident's)."""
+    d = directory
     return RecordPaths(outputs, d, d / f"{section}.ipynb", d / f"{section}.json", d / f"{section}.html")
+
+
+def claim_dir(path: Path) -> None:
+    """Create a run's directory, failing with ``FileExistsError`` when another run has it.
+
+    Run ids are random enough for one site, not unique: two runs started in the same second can
+    draw the same one. Creating the directory exclusively makes the second notice and pick again,
+    so no run ever writes into another's record.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.mkdir(mode=0o700)
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -99,6 +130,36 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def write_record(paths: RecordPaths, nb: Any, verdict) -> str:
+    """Write one runbook's record: notebook, HTML (verdict first), verdict JSON, in that order.
+
+    The JSON comes last, once the others exist, and carries in ``provenance.checksums`` the
+    SHA-256 of every other file of the directory. Returns the JSON's own SHA-256 (for the index).
+    A failure to render the HTML costs a warning, not the record.
+    """
+    from .errors import RunFailed
+
+    try:
+        paths.dir.mkdir(parents=True, exist_ok=True)
+        text = notebook_text(nb).encode("utf-8")
+        write_atomic(paths.notebook, text)
+        written = {paths.notebook.name: sha256_bytes(text)}
+        try:
+            page = render_html(nb, verdict).encode("utf-8")
+        except Exception as exc:  # a rendering bug must not cost the record
+            verdict.warnings.append(f"the HTML rendering of the record failed: {type(exc).__name__}")
+            page = None
+        if page is not None:
+            write_atomic(paths.html, page)
+            written[paths.html.name] = sha256_bytes(page)
+        verdict.provenance["checksums"] = checksums(paths.dir, exclude=(paths.verdict.name,), known=written)
+        body = (verdict.to_json() + "\n").encode("utf-8")
+        write_atomic(paths.verdict, body)
+        return sha256_bytes(body)
+    except OSError as exc:
+        raise RunFailed(f"cannot write the record under {paths.dir}: {exc.strerror or exc}") from None
+
+
 # --- scrubbing ------------------------------------------------------------------------------
 
 def _is_binary(mime: str) -> bool:
@@ -134,6 +195,18 @@ def scrub_notebook(nb: Any, redactor: Redactor):
     return nbformat.from_dict(clean)
 
 
+def skip_slow_optional_imports() -> None:
+    """Keep jsonschema (imported with nbformat by every run) from loading ``rfc3987_syntax``.
+
+    jsonschema loads that optional module, when it is installed, to check the ``iri`` string
+    formats; it compiles a grammar at import, about two seconds per process. No notebook schema
+    uses those formats. A ``None`` entry in ``sys.modules`` makes the import fail at once, which
+    jsonschema takes as "not installed".
+    """
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
 # --- rendering ------------------------------------------------------------------------------
 
 _html_lock = threading.Lock()
@@ -146,11 +219,53 @@ def _html_exporter():
     return HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
 
 
-def render_html(nb: Any) -> str:
-    """The notebook as a standalone HTML page with code inputs and prompts hidden."""
+def render_html(nb: Any, verdict: Any = None) -> str:
+    """The notebook as a standalone HTML page with code inputs and prompts hidden.
+
+    With ``verdict`` (a :class:`~runbook_lib.verdict.Verdict` or its dict), the page opens with
+    the verdict table, so a reader sees the outcome before the evidence.
+    """
+    if verdict is not None:
+        import nbformat
+
+        nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+        banner = nbformat.v4.new_code_cell("", outputs=[nbformat.v4.new_output(
+            "display_data", data={"text/html": verdict_table_html(verdict)})])
+        banner.metadata["tags"] = ["verdict-banner"]
+        nb.cells.insert(0, banner)
     with _html_lock:
         body, _ = _html_exporter().from_notebook_node(nb)
     return body
+
+
+STATUS_COLOURS = {"problem": "#f8d7da", "unknown": "#fff3cd", "ok": "#d1e7dd", "skipped": "#e2e3e5"}
+
+
+def verdict_table_html(verdict: Any) -> str:
+    """The verdict as an HTML table: one row per finding, most severe first, coloured by status."""
+    from .verdict import Verdict
+
+    v = verdict if isinstance(verdict, Verdict) else Verdict.from_dict(verdict)
+    esc = html_lib.escape
+    counts = ", ".join(f"{n} {s}" for s in STATUS_COLOURS if (n := sum(f.status == s for f in v.findings)))
+    head = (f"<h2 id='verdict'>Verdict: {esc(v.runbook)} runbook, site {esc(v.site or '?')}</h2>"
+            f"<p>run {esc(v.run_id or '?')}, {esc(v.started or '?')} to {esc(v.finished or '?')}: "
+            f"{esc(counts or 'no findings')}</p>")
+    if v.error:
+        head += f"<p style='background:#f8d7da;padding:4px'><b>The run failed:</b> {esc(v.error)}</p>"
+    for w in v.warnings:
+        head += f"<p style='background:#fff3cd;padding:4px'>warning: {esc(w)}</p>"
+    cell = "style='text-align:left;vertical-align:top;padding:4px 8px;border-bottom:1px solid #bbb'"
+    rows = "".join(
+        f"<tr class='finding-{esc(f.status)}' style='background:{STATUS_COLOURS[f.status]}'>"
+        f"<td {cell}><b>{esc(f.status)}</b></td><td {cell}><code>{esc(f.id)}</code></td>"
+        f"<td {cell}>{esc(f.summary)}</td><td {cell}>{esc(f.fix) if f.status == 'problem' else ''}</td></tr>"
+        for f in v.sorted_findings())
+    if not v.findings:
+        return head
+    header = "".join(f"<th {cell}>{h}</th>" for h in ("status", "finding", "summary", "fix"))
+    return (head + "<table class='verdict-table' style='border-collapse:collapse;width:100%'>"
+            f"<thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table>")
 
 
 def warm_html() -> None:
@@ -173,50 +288,83 @@ def index_path(outputs: Path) -> Path:
     return outputs / INDEX_NAME
 
 
+@contextmanager
+def index_lock(outputs: Path, *, exclusive: bool) -> Iterator[None]:
+    """The lock every index reader and writer takes: a separate file, so that replacing the index
+    (rebuild, prune) and appending to it can never race: an appender opens the index only once it
+    holds the lock, and so always writes to the current file."""
+    outputs.mkdir(parents=True, exist_ok=True)
+    fd = os.open(outputs / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def append_index(outputs: Path, entry: dict) -> None:
-    """Append one JSON line to ``<outputs>/index.jsonl`` under an exclusive ``flock``.
+    """Append one JSON line to ``<outputs>/index.jsonl`` under the index lock.
 
     The line is written with a single ``write`` while the lock is held, so concurrent runs
     (threads or processes) never interleave or tear lines.
     """
-    outputs.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(entry, sort_keys=False, separators=(",", ":")) + "\n").encode("utf-8")
-    fd = os.open(index_path(outputs), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with index_lock(outputs, exclusive=True):
+        fd = os.open(index_path(outputs), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             written = 0
             while written < len(line):
                 written += os.write(fd, line[written:])
             os.fsync(fd)
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+            os.close(fd)
 
 
 def read_index(outputs: Path) -> list[dict]:
     """Every run in the index, oldest first. Lines that do not parse are skipped."""
+    if not index_path(outputs).exists():
+        return []
+    with index_lock(outputs, exclusive=False):
+        return read_index_unlocked(outputs)
+
+
+def read_index_unlocked(outputs: Path) -> list[dict]:
+    """:func:`read_index` for a caller that already holds :func:`index_lock`."""
     try:
-        fh = open(index_path(outputs), encoding="utf-8")
+        with open(index_path(outputs), encoding="utf-8") as fh:
+            data = fh.read()
     except FileNotFoundError:
         return []
     entries = []
-    with fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+    loads = json.loads
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            entries.append(loads(line))
+        except json.JSONDecodeError:
+            continue
     return entries
 
 
-def index_entry(verdict, paths: RecordPaths, exit_code: int) -> dict:
-    """The index line for one run: who, when, how it ended, where its record is."""
+def index_text(entries: list[dict]) -> str:
+    """Index lines as :func:`append_index` writes them."""
+    return "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries)
+
+
+def write_index(outputs: Path, entries: list[dict]) -> None:
+    """Replace the whole index atomically, under the index lock."""
+    with index_lock(outputs, exclusive=True):
+        write_atomic(index_path(outputs), index_text(entries))
+
+
+def index_entry(verdict, paths: RecordPaths, exit_code: int, *, verdict_sha256: str = "",
+                parts: list[str] | None = None) -> dict:
+    """The index line for one run: who, when, how it ended, where its record is.
+
+    ``verdict_sha256`` is the digest of the verdict JSON as written; ``parts`` the other
+    runbooks whose records share the directory (a triage incident's).
+    """
     from .verdict import STATUSES
 
     counts = {s: sum(1 for f in verdict.findings if f.status == s) for s in STATUSES}
@@ -229,6 +377,126 @@ def index_entry(verdict, paths: RecordPaths, exit_code: int) -> dict:
         "exit_code": exit_code,
         "counts": counts,
         "problems": sorted(f.id for f in verdict.findings if f.status == "problem"),
+        "unknown": sorted(f.id for f in verdict.findings if f.status == "unknown"),
         "error": verdict.error,
         "record": {k: paths.relative(p, to=paths.outputs) for k, p in paths.as_dict().items()},
+        "parts": list(parts or []),
+        "verdict_sha256": verdict_sha256,
     }
+
+
+# --- provenance and checksums -------------------------------------------------------------------
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def record_files(directory: Path) -> list[Path]:
+    """The files of a record directory, by name (temporary files of a write in progress excluded)."""
+    return sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def checksums(directory: Path, *, exclude: tuple[str, ...] = (), known: dict[str, str] | None = None) -> dict:
+    """``{file name: sha256}`` for every file of ``directory`` but ``exclude``; ``known`` digests
+    (of bytes just written) are taken as they are instead of reading the file back."""
+    known = known or {}
+    return {p.name: known.get(p.name) or sha256_file(p) for p in record_files(directory) if p.name not in exclude}
+
+
+@dataclass
+class Verification:
+    """What :func:`verify` found for one record directory."""
+
+    ok: bool = True
+    changed: list[str] = field(default_factory=list)  # files whose content differs from the manifest
+    missing: list[str] = field(default_factory=list)  # files the manifest lists that are gone
+    unlisted: list[str] = field(default_factory=list)  # files no manifest covers
+    problems: list[str] = field(default_factory=list)  # everything above, and JSON that does not parse
+
+    def add(self, kind: str, name: str) -> None:
+        getattr(self, kind).append(name)
+        self.problems.append(f"{name}: {kind}")
+        self.ok = False
+
+
+def verify(directory: Path, verdict_sha256: str = "", main: str | None = None) -> Verification:
+    """Check a record directory against the manifests of its verdict JSONs (and, when given, the
+    main verdict JSON against the digest the index keeps)."""
+    out = Verification()
+    covered: set[str] = set()
+    if not directory.is_dir():
+        out.add("missing", str(directory))
+        return out
+    for doc_path in directory.glob("*.json"):
+        try:
+            doc = json.loads(doc_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            out.add("changed", doc_path.name)
+            continue
+        listed = (doc.get("provenance") or {}).get("checksums") or {}
+        covered |= set(listed) | {doc_path.name}
+        for name, digest in listed.items():
+            target = directory / name
+            if not target.is_file():
+                out.add("missing", name)
+            elif sha256_file(target) != digest:
+                out.add("changed", name)
+    if verdict_sha256 and main:
+        path = directory / f"{main}.json"
+        if not path.is_file():
+            out.add("missing", path.name)
+        elif sha256_file(path) != verdict_sha256:
+            out.add("changed", path.name)
+    for p in record_files(directory):
+        if p.name not in covered:
+            out.add("unlisted", p.name)
+    for kind in ("changed", "missing", "unlisted"):
+        setattr(out, kind, sorted(set(getattr(out, kind))))
+    return out
+
+
+def entry_from_record(outputs: Path, directory: Path) -> dict | None:
+    """The index line a record directory stands for, rebuilt from its own files.
+
+    The main verdict is the one the runner indexed (``provenance.indexed``), else, for records
+    written before provenance existed, the only one. None when there is nothing to index: no
+    verdict JSON, or only the parts of an incident still running.
+    """
+    from .verdict import Verdict
+
+    docs = {}
+    for path in sorted(directory.glob("*.json")):
+        try:
+            docs[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+    if not docs:
+        return None
+    main = next((n for n, d in docs.items() if (d.get("provenance") or {}).get("indexed")), None)
+    if main is None:
+        if any(d.get("provenance") for d in docs.values()):
+            return None  # only parts of an incident whose summary is not written (yet)
+        main = sorted(docs)[0]  # a record from before provenance: one runbook per directory
+    verdict = Verdict.from_dict(docs[main])
+    paths = paths_in(outputs, directory, main)
+    return index_entry(verdict, paths, verdict.exit_code(), verdict_sha256=sha256_file(paths.verdict),
+                       parts=sorted(n for n in docs if n != main))
+
+
+def record_dirs(outputs: Path) -> Iterator[Path]:
+    """Every run directory under ``outputs`` (``<YYYY-MM-DD>/<run_id>/``), oldest day first."""
+    if not outputs.is_dir():
+        return
+    for day in sorted(outputs.iterdir()):
+        if day.is_dir() and len(day.name) == 10 and day.name[4] == "-" and day.name[7] == "-":
+            for run in sorted(day.iterdir()):
+                if run.is_dir():
+                    yield run

@@ -15,11 +15,17 @@ What a run does, in order:
    secret the kernel resolves is reported back;
 3. build a :class:`~runbook_lib.redact.Redactor` from those values, the site's own secrets and
    what this process registered, and scrub the whole notebook and the verdict with it;
-4. write the record atomically (:mod:`runbook_lib.records`), append the index line, and delete the
-   temporary directory whatever happened.
+4. write the record atomically (:mod:`runbook_lib.records`) with its provenance (the input
+   notebook's SHA-256, the project's version, the checksums of the record's files), append the
+   index line, apply the retention setting, and delete the temporary directory whatever happened.
 
 A cell that fails, a cell that times out, a kernel that dies: the record is still written, with
 the failure in ``error`` and exit code 3.
+
+Runs in separate processes may happen at the same time (each claims its own record directory and
+appends to the index under a lock). Within one process they are serialised, because papermill
+changes the working directory while it runs. Several runs can share one kernel through a
+:class:`KernelSession`: a triage incident pays for one kernel start, not one per runbook.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -37,12 +44,16 @@ from pathlib import Path
 from typing import Any
 
 from . import kernel, records, redact
-from .errors import RunbookError, RunFailed, SiteError
+from .errors import RunbookError, SiteError
 from .site import load_site, resolve_secret, secret_refs
 from .verdict import Verdict
 
 NOTEBOOKS_ENV = "RUNBOOK_NOTEBOOKS"
 INJECTED = ("site_file", "run_id", "verdict_path", "headless")
+# injected only into the notebooks that declare it: the record directory of the run (triage keeps
+# the records of the runbooks it runs there)
+INJECTED_IF_DECLARED = ("record_dir",)
+_CLAIM_TRIES = 8
 
 # papermill changes the process's working directory while a notebook runs: one run at a time
 _RUN_LOCK = threading.Lock()
@@ -122,7 +133,7 @@ def check_parameters(parameters: dict[str, Any], declared: set[str] | None = Non
     check.
     """
     for name, value in parameters.items():
-        if name in INJECTED:
+        if name in INJECTED or name in INJECTED_IF_DECLARED:
             raise RunbookError(f"parameter '{name}' is set by the runner; it cannot be given with -p")
         if redact.looks_secret(name) and not _cannot_hold_a_secret(value):
             raise RunbookError(
@@ -130,7 +141,7 @@ def check_parameters(parameters: dict[str, Any], declared: set[str] | None = Non
                 f"parameters hold references, not values (give env:VARIABLE or file:PATH)"
             )
         if declared is not None and name not in declared:
-            own = sorted(declared - set(INJECTED))
+            own = sorted(declared - set(INJECTED) - set(INJECTED_IF_DECLARED))
             raise RunbookError(
                 f"the runbook has no parameter '{name}' (its parameters: {', '.join(own) or 'none'})"
             )
@@ -180,40 +191,54 @@ def run_runbook(
     run_id: str | None = None,
     progress: bool = False,
     timeout: float | None = None,
+    record_dir: str | os.PathLike | None = None,
+    index: bool = True,
+    session: "KernelSession | None" = None,
 ) -> RunResult:
     """Run one runbook headless and keep its record; see the module docstring.
 
     ``timeout`` bounds each cell (seconds; ``None``: no bound beyond the sources' own deadlines).
+    ``record_dir`` puts the record into an existing directory (a triage incident's; ``run_id``
+    should then be the incident's) instead of a new one; ``index=False`` leaves the index alone
+    (the incident is indexed once, by its summary). ``session`` runs the notebook on a kernel
+    shared with other runs.
+
     Raises :class:`RunbookError` (``SiteError`` included) when the run cannot start; once the
     notebook has started, failures end up in the verdict's ``error`` instead.
     """
+    records.skip_slow_optional_imports()
     parameters = dict(parameters or {})
     nb_path = notebook_path(section)
     site_path = Path(site_file).expanduser().resolve()
     site = load_site(site_path)
-    check_parameters(parameters, declared_parameters(nb_path))
+    declared = declared_parameters(nb_path)
+    check_parameters(parameters, declared)
 
     started = utc_now()
-    run_id = run_id or new_run_id(started)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id):
-        raise RunbookError(f"run id {run_id!r} may hold only letters, digits, '.', '_' and '-'")
     outputs = records.outputs_dir(outputs_dir)
-    paths = records.record_paths(outputs, run_id, section, started.strftime("%Y-%m-%d"))
+    paths = _claim_record(outputs, section, run_id, started, record_dir)
+    run_id = paths.dir.name if record_dir is None else (run_id or paths.dir.name)
 
     work = _private_tmpdir(outputs)
     try:
-        redact_file = work / "redact"
+        source = nb_path.read_bytes()
+        executed_input = work / f"input-{section}.ipynb"
+        executed_input.write_bytes(source)  # the bytes hashed are the bytes run
+        redact_file = session.redact_file if session is not None else work / "redact"
         redact_file.touch(mode=0o600)
         verdict_file = work / "verdict.json"
         executed = work / f"{section}.ipynb"
         injected = {**parameters, "site_file": str(site_path), "run_id": run_id,
                     "verdict_path": str(verdict_file), "headless": True}
+        if "record_dir" in declared:
+            injected["record_dir"] = str(paths.dir)
 
         threading.Thread(target=records.warm_html, name="warm-html", daemon=True).start()
-        error = _execute(nb_path, executed, injected, redact_file, progress=progress, timeout=timeout)
+        error = _execute(executed_input, executed, injected, redact_file, cwd=nb_path.parent,
+                         progress=progress, timeout=timeout, session=session)
         finished = utc_now()
 
-        verdict, nb = _collect(section, nb_path, executed, verdict_file, error)
+        verdict, nb = _collect(section, executed_input, executed, verdict_file, error)
         verdict.run_id = run_id
         verdict.runbook = section
         verdict.site = verdict.site or site.name
@@ -232,16 +257,106 @@ def run_runbook(
         nb.metadata.setdefault("papermill", {})
         nb.metadata.papermill["input_path"] = str(nb_path)
         nb.metadata.papermill["output_path"] = str(paths.notebook)
-        clean_nb = records.scrub_notebook(nb, redactor)
         verdict = Verdict.from_dict(redactor.obj(verdict.to_dict()))
+        verdict.provenance = provenance(section, nb_path, source, run_id, indexed=index)
+        nb.metadata["runbook"] = {"provenance": dict(verdict.provenance)}
+        clean_nb = records.scrub_notebook(nb, redactor)
 
-        _write_record(paths, clean_nb, verdict)
+        digest = records.write_record(paths, clean_nb, verdict)
         exit_code = verdict.exit_code()
-        records.append_index(outputs, records.index_entry(verdict, paths, exit_code))
+        if index:
+            parts = sorted(p.stem for p in paths.dir.glob("*.json") if p.stem != section)
+            records.append_index(outputs, records.index_entry(verdict, paths, exit_code,
+                                                              verdict_sha256=digest, parts=parts))
+            _apply_retention(outputs, run_id)
         return RunResult(verdict=verdict, exit_code=exit_code, record_dir=paths.dir,
                          paths=paths.as_dict())
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _claim_record(outputs: Path, section: str, run_id: str | None, started: datetime,
+                  record_dir: str | os.PathLike | None) -> records.RecordPaths:
+    """The record's files: in ``record_dir`` (which must exist and not hold this runbook's record
+    yet), or in a new directory claimed exclusively (a drawn run id that is taken is drawn again;
+    a given one that is taken is an error)."""
+    if run_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id):
+        raise RunbookError(f"run id {run_id!r} may hold only letters, digits, '.', '_' and '-'")
+    if record_dir is not None:
+        directory = Path(record_dir).expanduser().resolve()
+        if not directory.is_dir():
+            raise RunbookError(f"record directory {directory} does not exist")
+        paths = records.paths_in(outputs, directory, section)
+        if paths.verdict.exists() or paths.notebook.exists():
+            raise RunbookError(f"{directory} already holds a {section} record")
+        return paths
+    directory = claim_record_dir(outputs, run_id=run_id, started=started)
+    return records.paths_in(outputs, directory, section)
+
+
+def claim_record_dir(outputs: Path, *, run_id: str | None = None, started: datetime | None = None) -> Path:
+    """Create a new run's directory, ``<outputs>/<YYYY-MM-DD>/<run_id>``, for this run alone.
+
+    A drawn run id that another run already took is drawn again; a given one is an error.
+    """
+    started = started or utc_now()
+    day = started.strftime("%Y-%m-%d")
+    for _ in range(_CLAIM_TRIES):
+        chosen = run_id or new_run_id(started)
+        directory = outputs / day / chosen
+        try:
+            records.claim_dir(directory)
+            return directory
+        except FileExistsError:
+            if run_id is not None:
+                raise RunbookError(f"run id {run_id} is already taken ({directory})") from None
+    raise RunbookError(f"could not claim a new record directory under {outputs / day}")
+
+
+def project_version() -> str:
+    """The installed distribution's version, else the package's own."""
+    try:
+        from importlib.metadata import version
+
+        return version("omni-runbooks")
+    except Exception:  # not installed (a checkout on sys.path)
+        import runbook_lib
+
+        return runbook_lib.__version__
+
+
+def provenance(section: str, nb_path: Path, source: bytes, run_id: str, *, indexed: bool) -> dict:
+    """What proves what ran: the input notebook and its hash, the versions, the run id.
+
+    ``checksums`` (the record's files) is added when the record is written.
+    """
+    import papermill
+
+    try:
+        shown = str(nb_path.relative_to(notebooks_dir().parent))
+    except ValueError:
+        shown = str(nb_path)
+    return {
+        "run_id": run_id,
+        "runbook": section,
+        "input_notebook": shown,
+        "input_sha256": records.sha256_bytes(source),
+        "project_version": project_version(),
+        "python": sys.version.split()[0],
+        "papermill": papermill.__version__,
+        "indexed": indexed,
+    }
+
+
+def _apply_retention(outputs: Path, run_id: str) -> None:
+    """Prune old records when ``RUNBOOK_RETENTION_DAYS`` is set (see :mod:`runbook_lib.archive`),
+    never the run that just finished."""
+    from . import archive
+
+    try:
+        archive.apply_retention(outputs, keep=[run_id])
+    except (OSError, RunbookError) as exc:  # retention must never cost a run its result
+        print(f"runbook: warning: retention: {exc}", file=sys.stderr)
 
 
 def _private_tmpdir(outputs: Path) -> Path:
@@ -286,22 +401,20 @@ def _log_tail(path: Path, lines: int = 5) -> str:
     return " | ".join(line.strip() for line in tail if line.strip())
 
 
-def _execute(nb_path: Path, out: Path, parameters: dict, redact_file: Path, *,
-             progress: bool, timeout: float | None) -> str:
+def _execute(nb_path: Path, out: Path, parameters: dict, redact_file: Path, *, cwd: Path,
+             progress: bool, timeout: float | None, session: "KernelSession | None" = None) -> str:
     """Run the notebook into ``out``; return "" or what went wrong (unscrubbed: the caller scrubs)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
-    from traitlets.config import Config
 
     work = out.parent
-    manager = _kernel_manager_class()
-    settings = {"extra_env": {redact.REDACT_FILE_ENV: str(redact_file)},
-                "log_file": str(work / "kernel.log")}
-    sockets = work / "kernel"
-    if len(str(sockets)) < _MAX_SOCKET_PREFIX:
-        # unix sockets in the private work dir instead of loopback ports other users can reach
-        settings.update(transport="ipc", ip=str(sockets))
-    config = Config({manager.__name__: settings})
+    if session is not None:
+        engine = {"km": session.manager()}
+        log = session.work / "kernel.log"
+    else:
+        engine = {"kernel_manager_class": _kernel_manager_class(),
+                  "config": _kernel_config(work, redact_file)}
+        log = work / "kernel.log"
     with _RUN_LOCK:
         try:
             papermill.execute_notebook(
@@ -309,27 +422,86 @@ def _execute(nb_path: Path, out: Path, parameters: dict, redact_file: Path, *,
                 parameters=parameters,
                 kernel_name=kernel.ensure_kernel(),
                 language="python",
-                cwd=str(nb_path.parent),
+                cwd=str(cwd),
                 progress_bar=progress,
                 log_output=False,
                 request_save_on_cell_execute=False,  # saved once at the end (also when a cell fails)
                 execution_timeout=timeout,
-                kernel_manager_class=manager,
-                config=config,
+                **engine,
             )
         except PapermillExecutionError as exc:
             return f"{exc.ename}: {exc.evalue} (in cell [{exc.exec_count}])"
         except Exception as exc:  # timeout, dead kernel, kernel that would not start
             from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+            if session is not None:
+                session.discard()  # the next run gets a fresh kernel
             if isinstance(exc, CellTimeoutError):
                 return f"a cell ran longer than {timeout:g} s and was stopped"
-            tail = _log_tail(work / "kernel.log")
+            tail = _log_tail(log)
             tail = f"; kernel log: {tail}" if tail else ""
             if isinstance(exc, DeadKernelError):
                 return f"the kernel died while running the notebook{tail}"
             return f"{type(exc).__name__}: {exc}{tail}"
     return ""
+
+
+def _kernel_config(work: Path, redact_file: Path):
+    """The kernel manager's settings: the redact file in its environment, its log in ``work``,
+    and unix sockets in ``work`` instead of loopback ports other users could reach."""
+    from traitlets.config import Config
+
+    settings = {"extra_env": {redact.REDACT_FILE_ENV: str(redact_file)}, "log_file": str(work / "kernel.log")}
+    sockets = work / "kernel"
+    if len(str(sockets)) < _MAX_SOCKET_PREFIX:
+        settings.update(transport="ipc", ip=str(sockets))
+    return Config({_kernel_manager_class().__name__: settings})
+
+
+class KernelSession:
+    """One kernel for several runs (the runbooks of one triage incident).
+
+    The kernel starts with the first run and is shut down by :meth:`close` (or when the session
+    is used as a context manager). Its environment carries one redact file for all the runs. A
+    run that times out or kills the kernel discards it; the next run starts a new one. Runs in a
+    session share the kernel's namespace; every runbook notebook assigns what it reads.
+    """
+
+    def __init__(self, outputs_dir: str | os.PathLike | None = None):
+        self.work = _private_tmpdir(records.outputs_dir(outputs_dir))
+        self.redact_file = self.work / "redact"
+        self.redact_file.touch(mode=0o600)
+        self._km = None
+        self.starts = 0  # kernels started (the benchmark and tests read it)
+
+    def manager(self):
+        """The kernel manager the next run uses (papermill starts the kernel when it has none)."""
+        if self._km is None:
+            cls = _kernel_manager_class()
+            self._km = cls(kernel_name=kernel.ensure_kernel(), config=_kernel_config(self.work, self.redact_file))
+            self.starts += 1
+        return self._km
+
+    def discard(self) -> None:
+        """Shut the kernel down (if it runs); the next run starts another."""
+        km, self._km = self._km, None
+        if km is not None and km.has_kernel:
+            from jupyter_core.utils import run_sync
+
+            try:
+                run_sync(km.shutdown_kernel)(now=True)
+            except Exception:  # already dead: nothing to shut down
+                pass
+
+    def close(self) -> None:
+        self.discard()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def __enter__(self) -> "KernelSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _collect(section: str, nb_path: Path, executed: Path, verdict_file: Path, error: str):
@@ -357,20 +529,3 @@ def _read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object")
     return data
-
-
-def _write_record(paths: records.RecordPaths, nb, verdict: Verdict) -> None:
-    """Notebook, HTML, verdict JSON, in that order: the JSON last, once the others exist."""
-    try:
-        paths.dir.mkdir(parents=True, exist_ok=True)
-        records.write_atomic(paths.notebook, records.notebook_text(nb))
-        try:
-            html = records.render_html(nb)
-        except Exception as exc:  # a rendering bug must not cost the record
-            verdict.warnings.append(f"the HTML rendering of the record failed: {type(exc).__name__}")
-            html = None
-        if html is not None:
-            records.write_atomic(paths.html, html)
-        records.write_atomic(paths.verdict, verdict.to_json() + "\n")
-    except OSError as exc:
-        raise RunFailed(f"cannot write the record under {paths.dir}: {exc.strerror or exc}") from None

@@ -58,6 +58,7 @@ class Verdict:
     warnings: list[str] = field(default_factory=list)  # e.g. verification switched off
     record: str = ""
     error: str = ""  # set when the run itself failed
+    provenance: dict = field(default_factory=dict)  # what ran: input hash, version, checksums (runner)
 
     def sorted_findings(self) -> list[Finding]:
         return sorted(self.findings, key=lambda f: (_SEVERITY[f.status], f.id))
@@ -85,6 +86,7 @@ class Verdict:
             "warnings": self.warnings,
             "record": self.record,
             "error": self.error,
+            "provenance": self.provenance,
         }
 
     def to_json(self) -> str:
@@ -96,7 +98,7 @@ class Verdict:
             runbook=d["runbook"],
             findings=[Finding(**f) for f in d.get("findings", [])],
             **{k: d[k] for k in ("run_id", "site", "started", "finished", "parameters", "calls",
-                                 "warnings", "record", "error") if k in d},
+                                 "warnings", "record", "error", "provenance") if k in d},
         )
 
     def frame(self):

@@ -247,7 +247,13 @@ def proxmox_auth(ev: Evidence):
     n, lines = _log_examples(ev, "proxmox_auth")
     if n:
         facts += _lines(n, lines, "authorization")
-    if n or (probe is not None and probe["kind"] == "auth"):
+    if probe is not None and probe["kind"] == "auth":
+        return problem("Proxmox rejects the provider's credentials", facts)
+    if n and probe is not None and probe["ok"]:
+        # go-proxmox logs the same words for a 403 as for a 401: the login works, a privilege is missing
+        return ok("Proxmox accepts the provider's credentials; the 'not authorized' lines are missing "
+                  "privileges (see provisioning.permission_denied)", facts)
+    if n:
         return problem("Proxmox rejects the provider's credentials", facts)
     if probe is None or probe["kind"] in ("unreachable", "timeout", "tls"):
         return unknown("the provider's credentials could not be tried", facts + [ev.error("provider_credentials") or ""])

@@ -93,7 +93,8 @@ def validate_scenario(doc: Any, source: str = "scenario") -> dict:
 
 # keys under which scenarios may add new entries (names of containers, resources, files ...)
 _OPEN_MAPPINGS = {"containers", "resources", "files", "storages", "tokens", "clusters", "probes", "env",
-                  "context", "fields", "spec", "metadata", "labels", "compose"}
+                  "context", "fields", "spec", "metadata", "labels", "compose", "acl",
+                  "objects", "pod_logs", "status", "annotations", "selector", "matchLabels"}
 
 
 def _check_paths(patch: dict, base: Any, path: str, source: str) -> None:

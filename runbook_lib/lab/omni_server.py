@@ -12,20 +12,18 @@ them). The model is the ``omni`` mapping of ``healthy.yaml``:
 from __future__ import annotations
 
 import http
-import socket
-import ssl
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from .certs import CA
-from .net import HOST, HangListener, port_of, reserve_port
+from . import https
+from .net import HOST
 
 if TYPE_CHECKING:
     from .model import RequestLog
 
-CERTIFICATES = ("valid", "untrusted", "expired")
+CERTIFICATES = https.CERTIFICATES
 _TEXT = "text/plain; charset=utf-8"
 _READ_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -53,66 +51,29 @@ def _healthz_app(status: int, log: "RequestLog") -> web.Application:
     return app
 
 
-@dataclass
-class OmniServer:
+class OmniServer(https.Endpoint):
     """A running Omni ``/healthz``: ``url`` is ``https://127.0.0.1:PORT``."""
-
-    port: int
-    _runner: web.AppRunner | None = field(default=None, repr=False)
-    _hang: HangListener | None = field(default=None, repr=False)
-    _reserved: socket.socket | None = field(default=None, repr=False)
-
-    @property
-    def url(self) -> str:
-        return f"https://{HOST}:{self.port}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._hang is not None:
-            await self._hang.stop()
-            self._hang = None
-        if self._reserved is not None:
-            self._reserved.close()
-            self._reserved = None
 
 
 async def start_omni(model: dict, *, ca: CA, log: "RequestLog") -> OmniServer:
     """Serve Omni's health endpoint on loopback as ``model`` describes."""
     healthz: Any = model.get("healthz", 200)
-    if healthz == "down":
-        sock = reserve_port()
-        return OmniServer(port_of(sock), _reserved=sock)
-    if healthz == "hang":
-        listener = HangListener(lambda: log.add("omni", "omni", "CONNECT (never answered)"))
-        return OmniServer(await listener.start(), _hang=listener)
-    try:
-        status = int(healthz)
-        http.HTTPStatus(status)
-    except ValueError:
-        raise ValueError(f"omni.healthz: expected an HTTP status, 'down' or 'hang', got {healthz!r}") from None
-
-    cert, key = server_certificate(ca, model.get("certificate", "valid"))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    runner = web.AppRunner(_healthz_app(status, log), access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, HOST, 0, ssl_context=context)
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return OmniServer(runner.addresses[0][1], _runner=runner)
+    mode = healthz if healthz in ("down", "hang") else "up"
+    status = 200
+    if mode == "up":
+        try:
+            status = int(healthz)
+            http.HTTPStatus(status)
+        except ValueError:
+            raise ValueError(f"omni.healthz: expected an HTTP status, 'down' or 'hang', got {healthz!r}") from None
+    port, parts = await https.start(
+        mode, lambda: _healthz_app(status, log),
+        lambda: server_certificate(ca, model.get("certificate", "valid")),
+        lambda: log.add("omni", "omni", "CONNECT (never answered)"))
+    return OmniServer(port, **parts)
 
 
 def server_certificate(ca: CA, kind: str) -> tuple[str, str]:
     """Omni's certificate and key: from the twin CA, from an unrelated CA, or already expired."""
-    if kind not in CERTIFICATES:
-        raise ValueError(f"omni.certificate: expected one of {', '.join(CERTIFICATES)}, got {kind!r}")
-    issuer = ca
-    if kind == "untrusted":
-        issuer = CA.create(ca.directory / "untrusted-ca", name="untrusted CA (not the site's)")
-    cert, key = issuer.issue(f"omni-{kind}", [HOST, "localhost"], expired=kind == "expired")
-    return str(cert), str(key)
+    return https.certificate(ca, kind, "omni", [HOST, "localhost"], field_name="omni.certificate",
+                             untrusted_dir="untrusted-ca")

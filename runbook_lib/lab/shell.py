@@ -5,7 +5,8 @@ by ``&&``, ``||`` and ``;``. Each simple command is a builtin answering from the
 
 * ``timeout [-k DUR] [-s SIG] [--preserve-status] DURATION CMD...``: GNU semantics, exit 124;
 * ``docker ...`` and ``docker compose ...`` (see :mod:`.docker_cli` and :mod:`.compose_cli`);
-* ``curl`` for probes made *from* the host (see :mod:`.curl`) and ``ip [-j] addr`` (:mod:`.iproute`);
+* ``curl`` for probes made *from* the host (see :mod:`.curl`), ``nc -z`` port probes (:mod:`.netcat`)
+  and ``ip [-j] addr`` (:mod:`.iproute`);
 * ``cat``, ``hostname``, ``cd``, ``sh -c``, ``echo``, ``sleep``, ``true``, ``false``.
 
 Anything else is ``sh: 1: NAME: not found`` (127). Pipes and redirections are refused with a
@@ -24,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Awaitable, Callable
 
-from . import curl, docker_cli, iproute
+from . import curl, docker_cli, iproute, netcat
 
 if TYPE_CHECKING:
     from .model import TwinContext
@@ -370,6 +371,11 @@ async def _docker(argv: list[str], sh: Session) -> int:
 @builtin("curl")
 async def _curl(argv: list[str], sh: Session) -> int:
     return await curl.main(argv[1:], sh)
+
+
+@builtin("nc", "netcat")
+async def _nc(argv: list[str], sh: Session) -> int:
+    return await netcat.main(argv[1:], sh)
 
 
 @builtin("ip")

@@ -52,6 +52,7 @@ class Twin:
         self.clusters: dict[str, Any] = {}
         self.hosts: dict[str, Any] = {}
         self.omni = None
+        self.kube = None  # the Kubernetes API server (see the kubernetes block below)
         self.now = 0.0
         self.log: RequestLog | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -95,6 +96,7 @@ class Twin:
                 values[f"pve_url:{name}"] = cluster.endpoints[0]
             self.omni = self._run(start_omni(state["omni"], ca=ca, log=self.log))
             values["omni_url"] = self.omni.url
+            self.kube = self._start_kubernetes(state.get("kubernetes") or {}, ca, values)
             self.state = state = fill(state, values, strict=True)
             self.secrets = {k[len("secret:"):]: v for k, v in values.items() if k.startswith("secret:")}
 
@@ -124,7 +126,7 @@ class Twin:
     def stop(self) -> None:
         if self._loop is None:
             return
-        for server in [*self.hosts.values(), self.omni, *self.clusters.values()]:
+        for server in [*self.hosts.values(), self.omni, self.kube, *self.clusters.values()]:
             if server is not None:
                 try:
                     self._run(server.stop(), timeout=10)
@@ -137,6 +139,34 @@ class Twin:
         self._loop = None
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # --- kubernetes: the workload cluster's API server (argocd runbook; lab/kube.py) -----------------
+    KUBE_CLUSTER = "homelab"
+
+    def _start_kubernetes(self, model: dict, ca, values: dict):
+        """Serve the cluster of ``model`` and write ``kubeconfig`` (a service-account style token).
+
+        ``token: stale`` gives the kubeconfig a token the server does not accept. Both tokens are
+        canary secrets of this twin.
+        """
+        from .kube import start_kube, write_kubeconfig
+
+        if not model:
+            return None
+        accepted = fill("${secret:kube_token}", values)
+        given = accepted if model.get("token", "valid") == "valid" else fill("${secret:kube_token_stale}", values)
+        server = self._run(start_kube(model, ca=ca, log=self.log, token=accepted, now=values["now"],
+                                      name=self.KUBE_CLUSTER))
+        write_kubeconfig(self.workdir / "kubeconfig", server=server.url, ca_file=Path(ca.cert_path),
+                         token=given, cluster=self.KUBE_CLUSTER)
+        return server
+
+    def _kubernetes_site(self) -> dict:
+        """The ``kubernetes:`` section of the generated site file (empty without a cluster)."""
+        if self.kube is None:
+            return {}
+        return {"kubernetes": {self.KUBE_CLUSTER: {"kubeconfig": str(self.workdir / "kubeconfig")}}}
+    # --- end kubernetes -------------------------------------------------------------------------------
 
     # --- what tests look at --------------------------------------------------------------
     def requests(self) -> list[dict]:
@@ -179,6 +209,8 @@ class Twin:
         (self.workdir / "omni-state.json").write_text(json.dumps(state, indent=1))
         bindir = self.workdir / "bin"
         bindir.mkdir(exist_ok=True)
+        if spec.get("missing"):  # the site still names bin/omnictl: the binary is simply not there
+            return
         script = bindir / "omnictl"
         script.write_text(
             "#!/bin/sh\n# omnictl stand-in of the runbook lab twin\n"
@@ -209,6 +241,7 @@ class Twin:
             },
             "proxmox": {},
             "provider": {"id": "proxmox", "cluster": "matrix"},
+            **self._kubernetes_site(),
         }
         guests = {"matrix": {"provider_lxc": 200}, "quantum": {"omni_vm": 101}}
         for name, cluster in self.clusters.items():

@@ -141,12 +141,15 @@ def inspect(host: SSHHost, name: str, *, timeout: float | None = None) -> dict:
     return objects[0]
 
 
-def _log_options(tail: int | str | None, since: str | None, timestamps: bool) -> list[str]:
+def _log_options(tail: int | str | None, since: str | None, timestamps: bool,
+                 until: str | None = None) -> list[str]:
     argv = []
     if tail is not None:
         argv += ["--tail", str(tail)]
     if since is not None:
         argv += ["--since", str(since)]
+    if until is not None:
+        argv += ["--until", str(until)]
     if timestamps:
         argv.append("--timestamps")
     return argv
@@ -160,15 +163,17 @@ def _stream_checked(host: SSHHost, argv: list[str], on_line, timeout, on_lines=N
 
 def logs(host: SSHHost, name: str, on_line: Callable[[str, str], None] | None = None,
          tail: int | str | None = None, since: str | None = None, timeout: float | None = None, *,
-         timestamps: bool = False, on_lines: Callable[[str, list[str]], None] | None = None) -> CommandResult:
+         timestamps: bool = False, on_lines: Callable[[str, list[str]], None] | None = None,
+         until: str | None = None) -> CommandResult:
     """Stream ``docker logs``: the container's stdout arrives as "stdout", its stderr as "stderr".
 
     Give ``on_line(stream, line)``, or ``on_lines(stream, lines)`` for batches (see SSHHost.stream).
 
-    ``tail`` is a line count (or ``"all"``), ``since`` anything docker accepts (``10m``, an RFC
-    3339 time). ``timestamps`` prefixes each line with docker's RFC 3339 nanosecond time.
+    ``tail`` is a line count (or ``"all"``), ``since`` and ``until`` anything docker accepts
+    (``10m``, an RFC 3339 time). ``timestamps`` prefixes each line with docker's RFC 3339
+    nanosecond time.
     """
-    argv = ["docker", "logs", *_log_options(tail, since, timestamps), _name(host, name)]
+    argv = ["docker", "logs", *_log_options(tail, since, timestamps, until), _name(host, name)]
     return _stream_checked(host, argv, on_line, timeout, on_lines)
 
 
@@ -186,10 +191,11 @@ def compose_logs(host: SSHHost, project_dir: str, service: str,
                  on_line: Callable[[str, str], None] | None = None,
                  tail: int | str | None = None, since: str | None = None,
                  timeout: float | None = None, *, timestamps: bool = False,
-                 on_lines: Callable[[str, list[str]], None] | None = None) -> CommandResult:
+                 on_lines: Callable[[str, list[str]], None] | None = None,
+                 until: str | None = None) -> CommandResult:
     """Stream one service's logs without compose's ``name | `` prefix or colours."""
     argv = _compose(project_dir, "logs", "--no-color", "--no-log-prefix",
-                    *_log_options(tail, since, timestamps), _name(host, service))
+                    *_log_options(tail, since, timestamps, until), _name(host, service))
     return _stream_checked(host, argv, on_line, timeout, on_lines)
 
 

@@ -114,7 +114,9 @@ def container(**changes) -> dict:
     pytest.param(with_(logs=scan(START, PVE_REFUSED)), {"provider.proxmox_unreachable"}, id="pve-refused-in-log"),
     pytest.param(with_(proxmox_probe_from_provider={"url": "u", "code": None, "rc": 7, "kind": "refused", "error": "x"}),
                  {"provider.proxmox_unreachable"}, id="pve-refused-from-provider-host"),
-    pytest.param(with_(logs=scan(START, NOT_AUTHORIZED)), {"provider.proxmox_auth"}, id="not-authorized"),
+    pytest.param(with_(logs=scan(START, NOT_AUTHORIZED), provider_credentials=None), {"provider.proxmox_auth"},
+                 id="not-authorized"),
+    pytest.param(with_(logs=scan(START, NOT_AUTHORIZED)), set(), id="not-authorized-but-login-works"),
     pytest.param(with_(provider_credentials={"url": "u", "ok": False, "kind": "auth", "error": "401"}),
                  {"provider.proxmox_auth"}, id="credentials-401"),
     pytest.param(with_(provider_config={**healthy()["provider_config"], "insecureSkipVerify": True},
@@ -132,7 +134,7 @@ def test_errors_before_the_last_start_are_history():
 
 
 def test_evidence_lines_are_shown_compactly_and_decide():
-    f = next(f for f in run_checks("provider", Evidence(with_(logs=scan(START, NOT_AUTHORIZED))))
+    f = next(f for f in run_checks("provider", Evidence(with_(logs=scan(START, NOT_AUTHORIZED), provider_credentials=None)))
              if f.id == "provider.proxmox_auth")
     assert any("machine provision failed" in e and "step=pickNode" in e and "not authorized" in e for e in f.evidence)
     assert not any("stacktrace" in e for e in f.evidence)

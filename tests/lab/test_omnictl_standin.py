@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 
-from runbook_lib.lab import omni_output, omni_resources, omnictl
+from runbook_lib.lab import omni_output, omni_resources
 from runbook_lib.lab.model import fill, healthy_state
 
 NOW = 1795770000  # 2026-11-27T09:00:00Z
@@ -30,6 +30,8 @@ MACHINES = {
 
 def state(**changes) -> dict:
     spec = fill(healthy_state()["omnictl"], {"now": NOW})
+    # the healthy site's infra provider, and only the machines and clusters these tests define
+    spec["resources"] = {k: v for k, v in spec["resources"].items() if k.startswith("InfraProvider")}
     spec["resources"].update(MACHINES)
     return {**spec, "now": NOW, "omni_url": OMNI_URL, **changes}
 
