@@ -24,7 +24,7 @@ def test_known_shapes_are_masked(text, hidden):
 @pytest.mark.parametrize("text", [
     "tokenID: omni@pve!provider",
     "the password is wrong",
-    "key_file: /root/.ssh/id_ed25519",
+    "key_file: ~/.ssh/id_ed25519",
     "token_secret: env:PVE_TOKEN",
 ])
 def test_ordinary_text_is_kept(text):
