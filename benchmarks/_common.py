@@ -59,3 +59,28 @@ def empty_notebook(tmp: Path) -> Path:
     path = tmp / "empty.ipynb"
     nbformat.write(nb, path)
     return path
+
+
+def empty_notebook_seconds(tmp: Path, repeat: int = 3) -> float:
+    """The floor every runbook pays: papermill running an empty notebook on the project's kernel."""
+    import papermill
+
+    from runbook_lib.kernel import ensure_kernel
+
+    kernel, empty = ensure_kernel(), empty_notebook(tmp)
+    return median_time(lambda: papermill.execute_notebook(
+        str(empty), str(tmp / "empty-out.ipynb"), kernel_name=kernel, progress_bar=False), repeat)
+
+
+def median_clean_run(run, repeat: int = 3) -> float:
+    """Median wall time of ``run()``, a runbook run that must find nothing wrong (exit 0)."""
+    def once():
+        res = run()
+        assert res.exit_code == 0, res.verdict.text()
+    return median_time(once, repeat)
+
+
+def report(figures: dict, width: int = 50) -> dict:
+    for k, v in figures.items():
+        print(f"{k:<{width}} {v:10.3f}" if isinstance(v, float) else f"{k:<{width}} {v:>10}")
+    return figures

@@ -9,7 +9,6 @@ process so that it does not share the measured process's GIL.
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,26 +53,21 @@ def raw_calls(site_file: Path) -> None:
 
 
 def main() -> dict:
-    import papermill
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import empty_notebook, median_time, twin_process
+    from _common import empty_notebook_seconds, median_clean_run, median_time, report, twin_process
 
     from runbook_lib.calls import CallLog
     from runbook_lib.checks import run_checks
     from runbook_lib.gather import argocd as gather
-    from runbook_lib.kernel import ensure_kernel
     from runbook_lib.runner import run_runbook
     from runbook_lib.site import load_site
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-argocd-"))
-    kernel = ensure_kernel()
     t0 = time.perf_counter()
     with twin_process() as site_file:
         t_twin = time.perf_counter() - t0
-        empty = empty_notebook(tmp)
-        t_empty = median_time(lambda: papermill.execute_notebook(
-            str(empty), str(tmp / "empty-out.ipynb"), kernel_name=kernel, progress_bar=False), REPEAT)
+        t_empty = empty_notebook_seconds(tmp, REPEAT)
         raw_calls(site_file)  # build the client's models once: "warm" means what a kernel has after one run
         t_raw = median_time(lambda: raw_calls(site_file), REPEAT)
         t_script = median_time(lambda: subprocess.run(
@@ -88,13 +82,8 @@ def main() -> dict:
 
         t_gather = median_time(gather_once, REPEAT)
         t_checks = median_time(lambda: run_checks("argocd", evs[-1]), REPEAT)
-        runs = []
-        for _ in range(REPEAT):
-            t = time.perf_counter()
-            res = run_runbook("argocd", site_file=site_file, outputs_dir=tmp / "outputs")
-            runs.append(time.perf_counter() - t)
-            assert res.exit_code == 0, res.verdict.text()
-        t_run = statistics.median(runs)
+        t_run = median_clean_run(lambda: run_runbook("argocd", site_file=site_file,
+                                                      outputs_dir=tmp / "outputs"), REPEAT)
     floor = t_empty + t_raw
     figures = {
         "twin start, own process (s)": t_twin,
@@ -109,9 +98,7 @@ def main() -> dict:
         "ratio run / (empty notebook + warm raw calls)": t_run / floor,
         "ratio run / (empty notebook + raw-calls script)": t_run / (t_empty + t_script),
     }
-    for k, v in figures.items():
-        print(f"{k:<50} {v:8.3f}")
-    return figures
+    return report(figures)
 
 
 if __name__ == "__main__":

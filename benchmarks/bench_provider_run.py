@@ -10,7 +10,6 @@ Target: the runbook's wall time (without the twin's start) <= 1.3 x the floor.
 from __future__ import annotations
 
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,29 +55,24 @@ def raw_calls(site_file: Path) -> None:
 
 
 def main() -> dict:
-    import papermill
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import empty_notebook, median_time
+    from _common import empty_notebook_seconds, median_clean_run, median_time, report
 
     from runbook_lib.calls import CallLog
     from runbook_lib.checks import run_checks
     from runbook_lib.gather import provider as gather
-    from runbook_lib.kernel import ensure_kernel
     from runbook_lib.lab.twin import Twin
     from runbook_lib.runner import run_runbook
     from runbook_lib.site import load_site
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-provider-"))
-    kernel = ensure_kernel()
     t0 = time.perf_counter()
     twin = Twin()
     site_file = twin.start()
     t_twin = time.perf_counter() - t0
     try:
-        empty = empty_notebook(tmp)
-        t_empty = median_time(lambda: papermill.execute_notebook(
-            str(empty), str(tmp / "empty-out.ipynb"), kernel_name=kernel, progress_bar=False), REPEAT)
+        t_empty = empty_notebook_seconds(tmp, REPEAT)
         t_raw = median_time(lambda: raw_calls(site_file), REPEAT)
         t_script = median_time(lambda: subprocess.run(
             [sys.executable, __file__, "--raw-calls", str(site_file)], check=True, timeout=120), REPEAT)
@@ -86,13 +80,8 @@ def main() -> dict:
         evs = []
         t_gather = median_time(lambda: evs.append(gather.gather(site, CallLog())), REPEAT)
         t_checks = median_time(lambda: run_checks("provider", evs[-1]), REPEAT)
-        runs = []
-        for _ in range(REPEAT):
-            t = time.perf_counter()
-            res = run_runbook("provider", site_file=site_file, outputs_dir=tmp / "outputs")
-            runs.append(time.perf_counter() - t)
-            assert res.exit_code == 0, res.verdict.text()
-        t_run = statistics.median(runs)
+        t_run = median_clean_run(lambda: run_runbook("provider", site_file=site_file,
+                                                      outputs_dir=tmp / "outputs"), REPEAT)
     finally:
         twin.stop()
     floor = t_empty + t_raw
@@ -110,9 +99,7 @@ def main() -> dict:
         "ratio run / (empty notebook + raw-calls script)": t_run / (t_empty + t_script),
         "with twin start: runbook run provider --lab (s)": t_run + t_twin,
     }
-    for k, v in figures.items():
-        print(f"{k:<50} {v:8.3f}")
-    return figures
+    return report(figures)
 
 
 if __name__ == "__main__":
