@@ -80,6 +80,24 @@ def median_clean_run(run, repeat: int = 3) -> float:
     return median_time(once, repeat)
 
 
+def run_vs_floor(section: str, *, empty: float, raw: float, script: float, gather: float, checks: float,
+                 run: float) -> dict:
+    """The figures every runbook benchmark reports: the run against the floor, two ways."""
+    floor = empty + raw
+    return {
+        "papermill empty notebook (s)": empty,
+        "raw calls, warm (s)": raw,
+        "raw calls as a script, cold interpreter (s)": script,
+        "floor = empty notebook + raw calls warm (s)": floor,
+        "evidence, gather in-process (s)": gather,
+        "checks (s)": checks,
+        f"runbook run {section}, without twin start (s)": run,
+        "kernel start + notebook + record overhead (s)": run - gather - checks,
+        "ratio run / (empty notebook + warm raw calls)": run / floor,
+        "ratio run / (empty notebook + raw-calls script)": run / (empty + script),
+    }
+
+
 def report(figures: dict, width: int = 50) -> dict:
     for k, v in figures.items():
         print(f"{k:<{width}} {v:10.3f}" if isinstance(v, float) else f"{k:<{width}} {v:>10}")

@@ -57,7 +57,7 @@ def raw_calls(site_file: Path) -> None:
 def main() -> dict:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import empty_notebook_seconds, median_clean_run, median_time, report
+    from _common import empty_notebook_seconds, median_clean_run, median_time, report, run_vs_floor
 
     from runbook_lib.calls import CallLog
     from runbook_lib.checks import run_checks
@@ -84,21 +84,9 @@ def main() -> dict:
                                                       outputs_dir=tmp / "outputs"), REPEAT)
     finally:
         twin.stop()
-    floor = t_empty + t_raw
-    figures = {
-        "twin start (s)": t_twin,
-        "papermill empty notebook (s)": t_empty,
-        "raw calls, warm (s)": t_raw,
-        "raw calls as a script, cold interpreter (s)": t_script,
-        "floor = empty notebook + raw calls warm (s)": floor,
-        "evidence, gather in-process (s)": t_gather,
-        "checks (s)": t_checks,
-        "runbook run provider, without twin start (s)": t_run,
-        "kernel start + notebook + record overhead (s)": t_run - t_gather - t_checks,
-        "ratio run / (empty notebook + warm raw calls)": t_run / floor,
-        "ratio run / (empty notebook + raw-calls script)": t_run / (t_empty + t_script),
-        "with twin start: runbook run provider --lab (s)": t_run + t_twin,
-    }
+    figures = {"twin start (s)": t_twin, **run_vs_floor(
+        "provider", empty=t_empty, raw=t_raw, script=t_script, gather=t_gather, checks=t_checks, run=t_run)}
+    figures["with twin start: runbook run provider --lab (s)"] = t_run + t_twin
     return report(figures)
 
 

@@ -46,6 +46,7 @@ from .certs import CA
 from .kube_select import SelectorError
 from .kube_store import Resource, Store, StoreError, rfc3339
 from . import https
+from .loop import BackgroundLoop
 from .net import HOST
 
 if TYPE_CHECKING:
@@ -272,13 +273,9 @@ class StandaloneKube:
         self.server: KubeServer | None = None
         self.log: "RequestLog | None" = None
         self.token = ""
-        self._loop = None
-        self._thread = None
+        self._loop: BackgroundLoop | None = None
 
     def start(self) -> Path:
-        import asyncio
-        import threading
-
         from .model import RequestLog, fill
 
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -291,23 +288,16 @@ class StandaloneKube:
         ca = CA.create(self.workdir / "pki")
         self.ca_file = Path(ca.cert_path)
         self.log = RequestLog(self.workdir / "requests.jsonl")
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="lab-kube", daemon=True)
-        self._thread.start()
-        self.server = asyncio.run_coroutine_threadsafe(
-            start_kube(model, ca=ca, log=self.log, token=accepted, now=now), self._loop).result(30)
+        self._loop = BackgroundLoop("lab-kube")
+        self.server = self._loop.run(start_kube(model, ca=ca, log=self.log, token=accepted, now=now))
         write_kubeconfig(self.kubeconfig, server=self.server.url, ca_file=self.ca_file, token=given)
         return self.kubeconfig
 
     def stop(self) -> None:
-        import asyncio
-
         if self._loop is None:
             return
         if self.server is not None:
-            asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+            self._loop.run(self.server.stop(), timeout=10)
         self._loop.close()
         self._loop = None
 

@@ -12,14 +12,12 @@ known_hosts file, the client key, canary secrets and the omnictl stand-in.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
 import stat
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .loop import BackgroundLoop
 from .model import RequestLog, TwinContext, fill, load_scenario, scenario_state
 
 HOST_ROLES = ("provider", "omni")
@@ -55,8 +54,7 @@ class Twin:
         self.kube = None  # the Kubernetes API server (see the kubernetes block below)
         self.now = 0.0
         self.log: RequestLog | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._loop: BackgroundLoop | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
     def __enter__(self) -> "Twin":
@@ -67,7 +65,7 @@ class Twin:
         self.stop()
 
     def _run(self, coro, timeout: float = 30):
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        return self._loop.run(coro, timeout)
 
     def start(self) -> Path:
         from .certs import CA
@@ -77,9 +75,7 @@ class Twin:
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o700)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="lab-twin", daemon=True)
-        self._thread.start()
+        self._loop = BackgroundLoop("lab-twin")
         try:
             now = time.time()
             values: dict[str, Any] = {"now": int(now)}
@@ -132,9 +128,6 @@ class Twin:
                     self._run(server.stop(), timeout=10)
                 except Exception:  # stopping is best effort; the loop goes away next
                     pass
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
         self._loop.close()
         self._loop = None
         if self._own_dir:

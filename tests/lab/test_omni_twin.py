@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 
 import pytest
 import requests
 
 from runbook_lib.lab.certs import CA
+from runbook_lib.lab.loop import BackgroundLoop
 from runbook_lib.lab.model import RequestLog
 from runbook_lib.lab.omni_server import start_omni
 
@@ -17,16 +16,8 @@ from runbook_lib.lab.omni_server import start_omni
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     base = tmp_path_factory.mktemp("omni")
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    def run(coro):
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(15)
-
-    yield run, CA.create(base / "pki"), RequestLog(base / "requests.jsonl")
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    loop = BackgroundLoop("test")
+    yield loop.run, CA.create(base / "pki"), RequestLog(base / "requests.jsonl")
     loop.close()
 
 

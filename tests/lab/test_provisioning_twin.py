@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 
 import pytest
@@ -14,6 +13,7 @@ from proxmoxer.core import ResourceException
 
 from runbook_lib.lab import shell
 from runbook_lib.lab.certs import CA
+from runbook_lib.lab.loop import BackgroundLoop
 from runbook_lib.lab.model import RequestLog, TwinContext, load_scenario, scenario_state, validate_scenario
 from runbook_lib.lab.netcat import mode_for, parse
 from runbook_lib.lab.pve import GIB, NODE_DEFAULTS, node_models, start_cluster
@@ -36,25 +36,11 @@ MODEL = {
 }
 
 
-class Loop:
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro, timeout: float = 15):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     base = tmp_path_factory.mktemp("pve-provisioning")
-    loop, ca = Loop(), CA.create(base / "pki")
+    loop, ca = BackgroundLoop("test"), CA.create(base / "pki")
     started = loop.run(start_cluster("matrix", MODEL, ca=ca, log=RequestLog(base / "requests.jsonl")))
     yield started, ca
     loop.run(started.stop())

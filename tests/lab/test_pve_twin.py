@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,6 +12,7 @@ from proxmoxer import ProxmoxAPI
 from proxmoxer.core import ResourceException
 
 from runbook_lib.lab.certs import CA
+from runbook_lib.lab.loop import BackgroundLoop
 from runbook_lib.lab.model import RequestLog, fill, healthy_state
 from runbook_lib.lab.pve import GIB, seed, start_cluster
 
@@ -45,27 +44,11 @@ MODEL = {
 }
 
 
-class Loop:
-    """An asyncio loop in a thread, as the twin runs its servers."""
-
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro, timeout: float = 15):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     base = tmp_path_factory.mktemp("pve")
-    loop = Loop()
+    loop = BackgroundLoop("test")
     yield loop, CA.create(base / "pki"), RequestLog(base / "requests.jsonl")
     loop.close()
 

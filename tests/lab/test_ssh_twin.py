@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 
 from runbook_lib.lab.certs import CA
+from runbook_lib.lab.loop import BackgroundLoop
 from runbook_lib.lab.model import RequestLog, TwinContext
 from runbook_lib.lab import shell
 from runbook_lib.lab.ssh_server import start_ssh_host
@@ -49,28 +50,12 @@ def provider_host() -> dict:
     }
 
 
-class Loop:
-    """An asyncio loop in a thread, as the twin runs its servers."""
-
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro, timeout: float = 15):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """One loop, a CA, a TLS "Omni" answering /healthz, and a factory of SSH hosts."""
     base = tmp_path_factory.mktemp("ssh")
-    loop = Loop()
+    loop = BackgroundLoop("test")
     ca = CA.create(base / "pki")
     cert, key = ca.issue("omni")
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
