@@ -45,7 +45,7 @@ def scenario() -> dict:
 READER = r"""
 import json, resource, sys, time
 from runbook_lib.calls import CallLog
-from runbook_lib.checks.provider import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE
+from runbook_lib.model.provider_log import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE
 from runbook_lib.logscan import LogScan
 from runbook_lib.site import load_site
 from runbook_lib.sources import docker

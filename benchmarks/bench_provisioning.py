@@ -75,14 +75,16 @@ def big_site(vms: int, machines: int, storages: int) -> dict:
 
 def analysis(ev):
     """What the notebook computes from the evidence: the verdict's checks and its three tables."""
-    from runbook_lib.checks import provisioning_model as pm
     from runbook_lib.checks import run_checks
+    from runbook_lib.model.capacity import capacity
+    from runbook_lib.model.join import join_chain
+    from runbook_lib.model.privileges import missing_privileges
 
     findings = run_checks("provisioning", ev)
-    chain = pm.join_chain(ev.optional)
+    chain = join_chain(ev.optional)
     classes = [c for c in ev.optional("machine_classes") or [] if c.get("providerid") == "proxmox"]
-    fits = pm.capacity(classes, ev.optional("node_status") or {}, ev.optional("node_storage") or {})
-    missing = pm.missing_privileges((ev.optional("permissions") or {}).get("paths") or {}, ev.optional("pve_version"))
+    fits = capacity(classes, ev.optional("node_status") or {}, ev.optional("node_storage") or {})
+    missing = missing_privileges((ev.optional("permissions") or {}).get("paths") or {}, ev.optional("pve_version"))
     return findings, chain, fits, missing
 
 

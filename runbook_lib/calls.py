@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
+from typing import Any, Callable, Hashable, Iterator
 
 OUTCOMES = ("ok", "error", "timeout")
 
@@ -31,12 +32,47 @@ class Call:
         return asdict(self)
 
 
+class Shared:
+    """Read calls made once for a whole run: the first caller of a key makes the call, callers that
+    ask for the same key meanwhile or later get its result (or its error) without asking again.
+
+    Triage gathers every section at once; several sections read the same Omni resources, the same
+    ``docker inspect`` and the same provider log. Only reads go through here.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: dict[Hashable, Future] = {}
+        self.hits = 0
+
+    def once(self, key: Hashable, fn: Callable[[], Any]) -> tuple[Any, bool]:
+        """(the result of ``fn`` for ``key``, whether this caller made the call)."""
+        with self._lock:
+            fut = self._futures.get(key)
+            owner = fut is None
+            if owner:
+                fut = self._futures[key] = Future()
+            else:
+                self.hits += 1
+        if owner:
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:
+                fut.set_exception(exc)
+        return fut.result(), owner
+
+
 @dataclass
 class CallLog:
-    """A thread-safe, append-only list of calls."""
+    """A thread-safe, append-only list of calls; with ``shared``, reads made once (:class:`Shared`)."""
 
     calls: list[Call] = field(default_factory=list)
+    shared: Shared | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def once(self, key: Hashable, fn: Callable[[], Any]) -> Any:
+        """``fn()``, or the result an earlier identical read of this run had (when reads are shared)."""
+        return fn() if self.shared is None else self.shared.once(key, fn)[0]
 
     def add(self, call: Call) -> Call:
         with self._lock:

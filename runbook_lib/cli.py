@@ -28,6 +28,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -341,26 +342,26 @@ def cmd_check(args) -> int:
 
 
 def cmd_triage(args) -> int:
-    from .triage import run_triage
+    from .runner import run_runbook
 
-    def step(name: str) -> None:
-        print(f"runbook: triage: running the {name} runbook", file=sys.stderr, flush=True)
+    parameters = parse_parameters(args.param)
+    progress = sys.stderr.isatty() and not args.json
 
-    result = _with_site(args, lambda site: run_triage(site, outputs_dir=args.outputs, timeout=args.timeout,
-                                                        on_step=step))
-    print(result.verdict.to_json() if args.json else _triage_text(result))
-    return result.exit_code
+    def triage(site: Path) -> int:
+        result = run_runbook("triage", site_file=site, parameters=parameters, outputs_dir=args.outputs,
+                             progress=progress, timeout=args.timeout)
+        print(result.verdict.to_json() if args.json else result.verdict.text() + "\n" + rerun_hint(args))
+        return result.exit_code
+
+    return _with_site(args, triage)
 
 
-def _triage_text(result) -> str:
-    from .triage import Incident
-
-    incident = Incident(result.record_dir, Path(), result.verdict.run_id)
-    incident.pointed_to()  # notes the runbooks pointed to that have no notebook
-    lines = [result.verdict.text(), "  records of this incident:"]
-    for row in incident.overview():
-        lines.append(f"    {row['runbook']:<13} {row['outcome']:<8} {row['problems']}")
-    return "\n".join(lines)
+def rerun_hint(args) -> str:
+    """The command that runs the same triage again, on the same site or the same lab scenario."""
+    where = (f" --lab {args.lab}" if args.lab not in (None, _HEALTHY) else " --lab" if args.lab == _HEALTHY
+             else f" --site {args.site}" if args.site else "")
+    params = "".join(f" -p {name} {shlex.quote(value)}" for name, value in args.param or [])
+    return f"  after a fix, run it again: runbook triage{where}{params}"
 
 
 def cmd_records(args) -> int:
@@ -482,10 +483,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     tri = verbs.add_parser(
-        "triage", help="health checks, then every runbook they point to, as one incident",
-        description="Run the health checks, then every runbook the failing checks point to, on one kernel, "
-                    "and keep them as one incident (one folder, one index entry) with a summary.")
+        "triage", help="every section at once, as one incident: the cause to fix first, then its knock-ons",
+        description="Run every section of the guide at once on one kernel (each read made once and shared), "
+                    "and keep it as one incident record whose verdict names the root cause to fix first.")
     site_options(tri)
+    tri.add_argument("-p", "--parameter", dest="param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="a parameter of the triage notebook, e.g. -p sections provider,storage")
     tri.set_defaults(func=cmd_triage)
 
     rec = verbs.add_parser("records", help="the archive of records: list, show, html, diff, verify, rebuild, "

@@ -1,24 +1,30 @@
 """The provisioning notebook's tables and its capacity plot, built from the evidence.
 
 Each ``*_rows`` function returns plain dicts (the notebook turns them into DataFrames with
-:func:`runbook_lib.notebook.frame`); the numbers come from :mod:`runbook_lib.checks.provisioning_model`,
-the same functions the checks use, so a table never disagrees with the verdict.
+:func:`runbook_lib.notebook.frame`); the numbers come from :mod:`runbook_lib.model`, the same
+definitions the checks use, so a table never disagrees with the verdict.
 """
 
 from __future__ import annotations
 
-from .checks import provisioning_model as pm
 from .evidence import Evidence
+from .model.ages import human_age
+from .model.capacity import NodeFit, capacity
+from .model.join import join_chain
+from .model.machineclass import GIB
+from .model.network import same_segment
+from .model.privileges import PROVIDER_NEEDS, SDN_NEED, missing_privileges
 
 
 def join_rows(ev: Evidence) -> list[dict]:
     """One row per machine request: what Omni asked for, what Proxmox holds, what Omni sees."""
-    rows = [{"request": r.request, "age": pm.human_age(r.age), "request stage": r.stage or "-",
+    rows = [{"request": r.request, "age": human_age(r.age), "request stage": r.stage or "-",
              "status": r.status or r.error or "-", "cluster request": r.cluster_stage or "-",
              "machine id (SMBIOS UUID)": r.uuid or "-", "VM": r.vmid, "node": r.node or "-",
-             "VM state": r.vm_status or "no VM", "lock": r.lock, "connected": r.connected,
+             "VM state": r.vm_status or "no VM", "lock": r.lock, "role": r.role or "-", "connected": r.connected,
+             "joined before": "; ".join(r.history) or "-",
              "Talos": r.talos_version or "-", "addresses": ", ".join(r.addresses), "from": r.address_source}
-            for r in pm.join_chain(ev.optional)]
+            for r in join_chain(ev.optional)]
     return rows or [{"request": "none: Omni has requested no machine from this provider"}]
 
 
@@ -26,8 +32,8 @@ def provider_classes(ev: Evidence, provider_id: str) -> list[dict]:
     return [c for c in ev.optional("machine_classes") or [] if c.get("providerid") == provider_id]
 
 
-def fits(ev: Evidence, provider_id: str) -> dict[str, list[pm.NodeFit]]:
-    return pm.capacity(provider_classes(ev, provider_id), ev.optional("node_status") or {},
+def fits(ev: Evidence, provider_id: str) -> dict[str, list[NodeFit]]:
+    return capacity(provider_classes(ev, provider_id), ev.optional("node_status") or {},
                        ev.optional("node_storage") or {})
 
 
@@ -49,9 +55,9 @@ def capacity_figure(ev: Evidence, provider_id: str):
         names = [n.node for n in nodes]
         pools = sorted({n.pool for n in nodes if n.pool}) or ["undecided pool"]
         series = [("idle CPUs", [n.cpu_free for n in nodes], nodes[0].cpu_need),
-                  ("free memory (GiB)", [n.mem_free / pm.GIB for n in nodes], nodes[0].mem_need / pm.GIB),
-                  (f"free on {', '.join(pools)} (GiB)", [(n.disk_free or 0) / pm.GIB for n in nodes],
-                   nodes[0].disk_need / pm.GIB)]
+                  ("free memory (GiB)", [n.mem_free / GIB for n in nodes], nodes[0].mem_need / GIB),
+                  (f"free on {', '.join(pools)} (GiB)", [(n.disk_free or 0) / GIB for n in nodes],
+                   nodes[0].disk_need / GIB)]
         for ax, (label, free, need) in zip(row, series):
             x = list(range(len(names)))
             ax.bar([i - 0.2 for i in x], free, width=0.4, label="free (red: too little)",
@@ -67,19 +73,19 @@ def capacity_figure(ev: Evidence, provider_id: str):
 def privilege_rows(ev: Evidence) -> list[dict]:
     """Each thing the provider does in Proxmox, the privilege it needs, and whether it is held."""
     perms = ev.get("permissions")
-    missing = {(path, privs) for path, privs, _ in pm.missing_privileges(perms["paths"], ev.optional("pve_version"))}
+    missing = {(path, privs) for path, privs, _ in missing_privileges(perms["paths"], ev.optional("pve_version"))}
     return [{"path": path, "privilege": " or ".join(privs), "held": (path, privs) not in missing, "needed to": why}
-            for path, privs, why in (*pm.PROVIDER_NEEDS, pm.SDN_NEED)]
+            for path, privs, why in (*PROVIDER_NEEDS, SDN_NEED)]
 
 
 def failure_rows(ev: Evidence) -> list[dict]:
     log = ev.get("provision_log")
-    return [{**f, "ago": pm.human_age(f.get("ago"))} for f in log["failures"]] or [{"request": "no failed step"}]
+    return [{**f, "ago": human_age(f.get("ago"))} for f in log["failures"]] or [{"request": "no failed step"}]
 
 
 def task_rows(ev: Evidence) -> list[dict]:
     now = ev.optional("now") or 0
-    return [{**t, "age": pm.human_age(now - (t["starttime"] or now))} for t in ev.optional("tasks") or []] \
+    return [{**t, "age": human_age(now - (t["starttime"] or now))} for t in ev.optional("tasks") or []] \
         or [{"task": "no running or failed task"}]
 
 
@@ -88,12 +94,12 @@ def registration_rows(ev: Evidence) -> list[dict]:
     probes = ev.optional("talos_probes") or {}
     host = ev.optional("provider_addresses") or []
     rows = []
-    for r in pm.join_chain(ev.optional):
+    for r in join_chain(ev.optional):
         if r.vm_status != "running":
             continue
         ports = (probes.get(r.request) or {}).get("ports") or {}
         rows.append({"request": r.request, "addresses": ", ".join(r.addresses) or "-", "from": r.address_source or "-",
-                     "same segment as the provider": pm.same_segment(host, r.addresses),
+                     "same segment as the provider": same_segment(host, r.addresses),
                      "tcp 50000": ports.get("50000", "-"), "tcp 50001": ports.get("50001", "-"),
                      "connected to Omni": r.connected})
     return rows or [{"request": "no running provider VM"}]

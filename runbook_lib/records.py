@@ -255,6 +255,7 @@ def verdict_table_html(verdict: Any) -> str:
         head += f"<p style='background:#f8d7da;padding:4px'><b>The run failed:</b> {esc(v.error)}</p>"
     for w in v.warnings:
         head += f"<p style='background:#fff3cd;padding:4px'>warning: {esc(w)}</p>"
+    head += v.causes_html()
     cell = "style='text-align:left;vertical-align:top;padding:4px 8px;border-bottom:1px solid #bbb'"
     rows = "".join(
         f"<tr class='finding-{esc(f.status)}' style='background:{STATUS_COLOURS[f.status]}'>"

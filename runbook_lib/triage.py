@@ -1,231 +1,120 @@
-"""Triage: the health checks, then every runbook the failing checks point to, as one incident.
+"""Triage: every section of the guide at once, as one incident, causes before symptoms.
 
-An incident is one record directory holding the record of each runbook that ran (``health.*``,
-``provider.*``, ``logs.*`` ...) and the summary notebook's record (``triage.*``), which links them
-and lists every ``problem`` with its evidence. Only the summary is indexed, so the archive shows
-one entry per incident.
-
-Two ways in, one result:
-
-* ``runbook triage`` (:func:`run_triage`): one kernel for the whole incident (a
-  :class:`~runbook_lib.runner.KernelSession`): the health runbook, the runbooks it points to, then
-  the summary notebook, which finds every record already there. A healthy site costs one kernel
-  start plus the health checks' calls.
-* ``notebooks/triage.ipynb`` run on its own (``runbook run triage``, JupyterLab): it finds no
-  records yet and runs the missing ones itself, through the runner, into its own record directory.
-
-Which runbooks a failing check points to is :data:`runbook_lib.checks.health.POINTS_TO`; a
-runbook without a notebook (yet) is listed as not available rather than failing the triage.
+``runbook triage`` runs ``notebooks/triage.ipynb``, which calls :func:`run`: every section's
+evidence is gathered at the same time (independent systems in parallel, each read made once and
+shared between the sections that need it: :class:`runbook_lib.calls.Shared`), every section's
+checks judge it, and the findings become one verdict whose ``root_causes`` say what to fix first
+(:mod:`runbook_lib.rootcause`). When something is wrong, every component's logs are collected into
+the same record. One kernel, one record, one index entry.
 """
 
 from __future__ import annotations
 
-import atexit
-import json
-import os
+import html
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from . import records, runner
-from .checks.health import ON_ANY_FAILURE, sections_for
+from . import catalog
+from .calls import CallLog, Shared
+from .checks import run_checks
 from .errors import RunbookError
+from .evidence import Evidence
+from .gather import section as gather_section
+from .gather.logs import component_rows
+from .site import Site
 from .verdict import Finding, Verdict
 
-SUMMARY = "triage"
-FIRST = "health"
+LOGS = "logs"
 
 
-@dataclass
-class Part:
-    """One runbook's record inside the incident."""
+class UnknownSection(RunbookError):
+    """The ``sections`` parameter names a section the catalog does not have."""
 
-    runbook: str
-    verdict: Verdict
 
-    @property
-    def exit_code(self) -> int:
-        return self.verdict.exit_code()
-
-    @property
-    def problems(self) -> list[Finding]:
-        return self.verdict.problems
-
-    def files(self) -> dict[str, str]:
-        """Record file names by kind (relative to the incident directory)."""
-        return {"notebook": f"{self.runbook}.ipynb", "html": f"{self.runbook}.html", "verdict": f"{self.runbook}.json"}
+def sections(wanted: str | list[str] = "") -> list[str]:
+    """The sections to run: ``"a,b"`` (or a list) in catalog order; empty: every section."""
+    names = [w.strip() for w in (wanted.split(",") if isinstance(wanted, str) else wanted) if w.strip()]
+    known = catalog.load().sections
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise UnknownSection(f"sections: {', '.join(bad)} is not a section (known: {', '.join(known)})")
+    return [s for s in known if not names or s in names]
 
 
 @dataclass
 class Incident:
-    """The record directory of one triage and the runbook records it holds."""
+    """What one triage gathered and found, per section."""
 
-    directory: Path
-    site_file: Path
-    run_id: str
-    timeout: float | None = None
-    session: Any = None  # a runner.KernelSession shared by the runs, or None (a kernel each)
-    unavailable: list[str] = field(default_factory=list)  # runbooks pointed to that have no notebook
+    evidence: dict[str, Evidence]
+    findings: dict[str, list[Finding]]
+    logs: Evidence | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def outputs(self) -> Path:
-        return self.directory.parent.parent
+    def all_findings(self) -> list[Finding]:
+        return [f for fs in self.findings.values() for f in fs]
 
-    # --- reading what is there -------------------------------------------------------------
-    def part(self, runbook: str) -> Part | None:
-        path = self.directory / f"{runbook}.json"
-        if not path.is_file():
-            return None
-        try:
-            return Part(runbook, Verdict.from_dict(json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise RunbookError(f"the {runbook} record of this incident cannot be read ({path}): {exc}") from None
-
-    def parts(self) -> list[Part]:
-        """Every runbook record present, health first and the logs last, the summary excluded."""
-        names = sorted((p.stem for p in self.directory.glob("*.json") if p.stem != SUMMARY),
-                       key=lambda n: (n != FIRST, n in ON_ANY_FAILURE, n))
-        return [p for n in names if (p := self.part(n)) is not None]
-
-    # --- running what is missing ----------------------------------------------------------------
-    def ensure(self, runbook: str, progress: Callable[[str], None] | None = None) -> Part:
-        """The runbook's record, run now into this incident if it is not there yet."""
-        found = self.part(runbook)
-        if found is not None:
-            return found
-        if progress is not None:
-            progress(runbook)
-        runner.run_runbook(runbook, site_file=self.site_file, outputs_dir=self.outputs, run_id=self.run_id,
-                           record_dir=self.directory, index=False, session=self.session, timeout=self.timeout)
-        return self.part(runbook)
-
-    def pointed_to(self) -> list[str]:
-        """The runbooks the failing health checks point to that exist here, in order."""
-        health = self.part(FIRST)
-        if health is None:
-            return []
-        wanted = sections_for(health.verdict.findings)
-        available = set(runner.sections())
-        self.unavailable = [s for s in wanted if s not in available]
-        return [s for s in wanted if s in available and s != SUMMARY]
-
-    def run_all(self, progress: Callable[[str], None] | None = None) -> list[Part]:
-        """Health, then every runbook it points to; records already present are kept as they are."""
-        self.ensure(FIRST, progress)
-        for runbook in self.pointed_to():
-            self.ensure(runbook, progress)
-        return self.parts()
-
-    # --- the summary ------------------------------------------------------------------------------
-    def findings(self) -> list[Finding]:
-        """Every finding of every record, each id once (the first record that has it wins)."""
-        seen: dict[str, Finding] = {}
-        for part in self.parts():
-            for f in part.verdict.findings:
-                seen.setdefault(f.id, f)
-        return list(seen.values())
-
-    def problems(self) -> list[tuple[str, Finding]]:
-        """(runbook, finding) for every ``problem``, health first."""
-        return [(p.runbook, f) for p in self.parts() for f in p.verdict.sorted_findings() if f.status == "problem"]
-
-    def failed_runs(self) -> list[str]:
-        """One line per record whose run failed as a whole."""
-        return [f"the {p.runbook} runbook failed: {p.verdict.error}" for p in self.parts() if p.verdict.error]
-
-    def raise_for_failed_runs(self) -> None:
-        """Fail the summary (exit 3) when a runbook of the incident failed, after its verdict is written."""
-        failed = self.failed_runs()
-        if failed:
-            raise RunbookError("; ".join(failed))
+    def needs_logs(self) -> bool:
+        return any(f.status in ("problem", "unknown") for f in self.all_findings())
 
     def overview(self) -> list[dict]:
-        """One row per record: runbook, outcome, problems, links (relative to the incident)."""
-        words = {0: "ok", 1: "unknown", 2: "problem", 3: "failed"}
-        rows = [{"runbook": p.runbook, "outcome": words.get(p.exit_code, "failed"),
-                 "problems": ", ".join(f.id for f in p.problems), "record": p.files()["html"]}
-                for p in self.parts()]
-        rows += [{"runbook": s, "outcome": "not available", "problems": "", "record": "(no notebook yet)"}
-                 for s in self.unavailable]
+        """One row per section: how many findings of each status, and its problems."""
+        rows = []
+        for name, found in self.findings.items():
+            counts = {s: sum(f.status == s for f in found) for s in ("problem", "unknown", "ok", "skipped")}
+            rows.append({"section": name, **counts, "problems": ", ".join(f.id for f in found if f.status == "problem"),
+                         "seconds": round(self.seconds.get(name, 0.0), 2)})
         return rows
 
-    def html_summary(self) -> str:
-        """The records as links and every problem with its evidence, as HTML for the notebook."""
-        import html
-
-        esc = html.escape
-        out = ["<h3>Records of this incident</h3><ul>"]
-        for row in self.overview():
-            link = (f"<a href='{esc(row['record'])}'>{esc(row['record'])}</a>" if row["record"].endswith(".html")
-                    else esc(row["record"]))
-            out.append(f"<li><b>{esc(row['runbook'])}</b>: {esc(row['outcome'])}"
-                       + (f" ({esc(row['problems'])})" if row["problems"] else "") + f": {link}</li>")
-        out.append("</ul>")
-        problems = self.problems()
-        out.append(f"<h3>Every problem found ({len(problems)})</h3>")
-        if not problems:
-            out.append("<p>No runbook found a problem.</p>")
-        for runbook, f in problems:
-            out.append(f"<h4><code>{esc(f.id)}</code> ({esc(runbook)} runbook): {esc(f.summary)}</h4>")
-            out.append("<pre>" + esc("\n".join(f.evidence) or "(no evidence lines)") + "</pre>")
-            if f.fix:
-                out.append(f"<p><b>Fix:</b> {esc(f.fix)}</p>")
-        for line in self.failed_runs():
-            out.append(f"<p style='background:#f8d7da'>{esc(line)}</p>")
-        return "\n".join(out)
+    def summary_html(self) -> str:
+        """Root causes first (the first is the one to fix first), each with its fix, the evidence that
+        decided it and the knock-ons it explains."""
+        found = Verdict("triage", self.all_findings())
+        if not found.root_causes:
+            return "<p><b>No problem found</b> in " + html.escape(", ".join(self.findings)) + ".</p>"
+        return found.causes_html(evidence=True)
 
 
-def open_incident(record_dir: str | os.PathLike | None, site_file: str | os.PathLike, run_id: str = "",
-                  outputs_dir: str | os.PathLike | None = None, **kw) -> Incident:
-    """The incident a triage notebook works in: the runner's record directory when headless, else a
-    new directory under the outputs folder (interactive use).
+def gather_all(site: Site, calls: CallLog, names: list[str],
+               progress: Callable[[str], None] | None = None) -> tuple[dict[str, Evidence], dict[str, float]]:
+    """Every section's evidence, gathered at the same time, reads shared (``calls.shared`` is set
+    when it is not yet). A section whose gathering fails as a whole is evidence of that failure."""
+    import time
 
-    The runbooks it still has to run share one kernel of their own, shut down when this process
-    exits (with ``runbook triage`` they have all run already, and none is started).
-    """
-    if record_dir:
-        directory = Path(record_dir)
-        run_id = run_id or directory.name
-    else:
-        directory = runner.claim_record_dir(records.outputs_dir(outputs_dir))
-        run_id = directory.name
-    if kw.get("session") is None:
-        session = runner.KernelSession(directory.parent.parent)
-        atexit.register(session.close)
-        kw["session"] = session
-    return Incident(directory, Path(site_file), run_id, **kw)
+    if calls.shared is None:
+        calls.shared = Shared()
+    seconds: dict[str, float] = {}
 
-
-def run_triage(site_file: str | os.PathLike, *, outputs_dir: str | os.PathLike | None = None,
-               timeout: float | None = None, progress: bool = False,
-               on_step: Callable[[str], None] | None = None, session=None) -> runner.RunResult:
-    """``runbook triage``: the whole incident on one kernel; returns the summary's run result.
-
-    ``session`` is the kernel to use (the caller closes it); by default one is made for the triage.
-    """
-    outputs = records.outputs_dir(outputs_dir)
-    site_path = Path(site_file).expanduser().resolve()
-    own = session is None
-    session = session or runner.KernelSession(outputs)
-    try:
-        directory = runner.claim_record_dir(outputs)
-        incident = Incident(directory, site_path, directory.name, timeout=timeout, session=session)
+    def one(name: str) -> tuple[str, Evidence]:
+        t0 = time.monotonic()
         try:
-            incident.run_all(on_step)
-        except RunbookError:
-            if incident.part(FIRST) is None:  # nothing recorded: leave no empty incident behind
-                _remove_empty(directory)
-            raise
-        return runner.run_runbook(SUMMARY, site_file=site_path, outputs_dir=outputs, run_id=directory.name,
-                                  record_dir=directory, index=True, session=session, timeout=timeout,
-                                  progress=progress)
-    finally:
-        if own:
-            session.close()
+            ev = gather_section(name, site, calls)
+        except Exception as exc:  # one section's bug must not hide the others
+            ev = Evidence(errors={"gathering": f"{type(exc).__name__}: {exc}"})
+        seconds[name] = time.monotonic() - t0
+        if progress is not None:
+            progress(name)
+        return name, ev
+
+    with ThreadPoolExecutor(max_workers=max(1, len(names)), thread_name_prefix="triage") as pool:
+        return dict(pool.map(one, names)), seconds
 
 
-def _remove_empty(directory: Path) -> None:
-    try:
-        directory.rmdir()
-    except OSError:
-        pass
+def run(site: Site, calls: CallLog, wanted: str | list[str] = "", *, collect_logs: bool = True,
+        progress: Callable[[str], None] | None = None) -> Incident:
+    """Gather and judge the sections asked for (all by default); collect the logs if anything is wrong."""
+    evidence, seconds = gather_all(site, calls, sections(wanted), progress)
+    incident = Incident(evidence, {name: run_checks(name, ev) for name, ev in evidence.items()}, seconds=seconds)
+    if collect_logs and incident.needs_logs():
+        incident.logs = gather_section(LOGS, site, calls)
+        if progress is not None:
+            progress(LOGS)
+    return incident
+
+
+def log_rows(incident: Incident) -> list[dict]:
+    """The logs collected for the incident, one row per component (or why none were collected)."""
+    if incident.logs is None:
+        why = "nothing is wrong" if not incident.needs_logs() else "log collection is off (collect_logs)"
+        return [{"component": "-", "source": f"not collected: {why}"}]
+    return component_rows(incident.logs)

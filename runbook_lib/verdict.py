@@ -1,8 +1,9 @@
 """Findings and the verdict: ids and statuses from the cause catalog, three renderings.
 
-A :class:`Finding` is one cause from ``causes.md`` with a status. A :class:`Verdict` is the
-findings of one run plus what the run did (calls) and how it was configured (parameters). It
-renders as a pandas table (notebook), as text (terminal) and as the verdict JSON contract.
+A :class:`Finding` is one cause of the catalog with a status. A :class:`Verdict` is the findings
+of one run plus what the run did (calls) and how it was configured (parameters); it knows which
+of its problems are root causes and which are knock-ons (:mod:`runbook_lib.rootcause`). It renders
+as a pandas table (notebook), as text (terminal) and as the verdict JSON contract.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
+from .rootcause import Attribution, attribute
+
 STATUSES = ("problem", "unknown", "ok", "skipped")  # most to least severe
 _SEVERITY = {s: i for i, s in enumerate(STATUSES)}
 
 EXIT_OK, EXIT_UNKNOWN, EXIT_PROBLEM, EXIT_RUN_FAILED = 0, 1, 2, 3
+LIST_ALL_UP_TO = 16  # a longer verdict (triage's) shows its ok and skipped findings as counts per section
 
 
 @dataclass
@@ -24,6 +28,7 @@ class Finding:
     summary: str
     evidence: list[str] = field(default_factory=list)
     fix: str = ""
+    explained_by: list[str] = field(default_factory=list)  # problems of the same run that explain this one
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -32,7 +37,10 @@ class Finding:
             raise ValueError(f"finding id {self.id!r} must look like section.name")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.status != "problem":
+            del d["explained_by"]
+        return d
 
 
 def exit_code(findings: Iterable[Finding | dict]) -> int:
@@ -59,9 +67,23 @@ class Verdict:
     record: str = ""
     error: str = ""  # set when the run itself failed
     provenance: dict = field(default_factory=dict)  # what ran: input hash, version, checksums (runner)
+    root_causes: list[str] = field(default_factory=list)  # derived from the findings: the one to fix first first
+    attribution: Attribution | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        self.attribute()
+
+    def attribute(self) -> None:
+        """Mark each problem with the problems that explain it; list the root causes in fix order."""
+        self.attribution = attribute([f.id for f in self.findings if f.status == "problem"])
+        self.root_causes = self.attribution.root_causes
+        for f in self.findings:
+            f.explained_by = self.attribution.explained_by.get(f.id, []) if f.status == "problem" else []
 
     def sorted_findings(self) -> list[Finding]:
-        return sorted(self.findings, key=lambda f: (_SEVERITY[f.status], f.id))
+        """Root causes in fix order, then the other problems, then unknown, ok, skipped."""
+        roots = {fid: i for i, fid in enumerate(self.root_causes)}
+        return sorted(self.findings, key=lambda f: (_SEVERITY[f.status], roots.get(f.id, len(roots)), f.id))
 
     @property
     def problems(self) -> list[Finding]:
@@ -82,6 +104,7 @@ class Verdict:
             "finished": self.finished,
             "parameters": self.parameters,
             "findings": [f.to_dict() for f in self.sorted_findings()],
+            "root_causes": list(self.root_causes),
             "calls": self.calls,
             "warnings": self.warnings,
             "record": self.record,
@@ -124,8 +147,33 @@ class Verdict:
             .set_caption(f"{self.runbook} runbook, site {self.site}: {counts or 'no findings'}")
         )
 
+    def causes_html(self, *, evidence: bool = False) -> str:
+        """The root causes as HTML, the one to fix first first, each with its fix (and, with
+        ``evidence``, the lines that decided it) and the knock-ons it explains under it."""
+        import html
+
+        esc = html.escape
+        by_id = {f.id: f for f in self.findings}
+        out = []
+        for n, root in enumerate(self.root_causes):
+            f = by_id[root]
+            title = "Fix first" if n == 0 else "Also a root cause"
+            out.append(f"<div class='root-cause'><h3>{title}: <code>{esc(f.id)}</code>: {esc(f.summary)}</h3>")
+            if f.fix:
+                out.append(f"<p><b>Fix:</b> {esc(f.fix)}</p>")
+            if evidence:
+                out.append("<pre>" + esc("\n".join(f.evidence) or "(no evidence lines)") + "</pre>")
+            knock_ons = self.attribution.knock_ons(root)
+            if knock_ons:
+                out.append(f"<p>It explains {len(knock_ons)} more problem(s):</p><ul>")
+                out += [f"<li><code>{esc(k)}</code>: {esc(by_id[k].summary)}</li>" for k in knock_ons]
+                out.append("</ul>")
+            out.append("</div>")
+        return "\n".join(out)
+
     def text(self, *, evidence_lines: int = 4, width: int = 110) -> str:
-        """A terminal rendering: one line per finding, problems with their evidence and fix."""
+        """A terminal rendering: the cause to fix first, the other root causes, the knock-ons grouped
+        under the cause that explains them, then every other finding."""
         import textwrap
 
         marks = {"problem": "PROBLEM", "unknown": "UNKNOWN", "ok": "ok", "skipped": "skipped"}
@@ -135,20 +183,50 @@ class Verdict:
             return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest,
                                  break_on_hyphens=False) or [first.rstrip()]
 
+        def details(f: Finding, with_fix: bool) -> list[str]:
+            lines = []
+            for line in f.evidence[:evidence_lines]:
+                lines += wrap(line, pad + "| ", pad + "|   ")
+            if len(f.evidence) > evidence_lines:
+                lines.append(f"{pad}| ... {len(f.evidence) - evidence_lines} more in the record")
+            if with_fix and f.fix:
+                lines += wrap(f"fix: {f.fix}", pad, pad + "     ")
+            return lines
+
+        by_id = {f.id: f for f in self.findings}
         out = [f"{self.runbook} runbook, site {self.site or '?'}, run {self.run_id or '?'}"]
         if self.error:
             out += wrap(f"RUN FAILED: {self.error}", "  ", "    ")
         for w in self.warnings:
             out += wrap(f"warning: {w}", "  ", "    ")
-        for f in self.sorted_findings():
+        shown: set[str] = set()
+        for n, root in enumerate(self.root_causes):
+            f = by_id[root]
+            head = "Fix first: " if n == 0 else "Also a root cause: "
+            out += wrap(f"{head}{f.id}: {f.summary}", "  ", "    ")
+            out += details(f, with_fix=True)
+            shown.add(root)
+            knock_ons = self.attribution.knock_ons(root)
+            if knock_ons:
+                out.append(f"    explains {len(knock_ons)} more problem(s):")
+                for kid in knock_ons:
+                    out += wrap(by_id[kid].summary, f"      {kid:<40} ", " " * 47)
+                    shown.add(kid)
+        rest = [f for f in self.sorted_findings() if f.id not in shown]
+        quiet = [f for f in rest if f.status in ("ok", "skipped")] if len(self.findings) > LIST_ALL_UP_TO else []
+        for f in rest:
+            if f in quiet:
+                continue
             out += wrap(f.summary, f"  {marks[f.status]:<8} {f.id:<36} ", " " * 48)
             if f.status in ("problem", "unknown"):
-                for line in f.evidence[:evidence_lines]:
-                    out += wrap(line, pad + "| ", pad + "|   ")
-                if len(f.evidence) > evidence_lines:
-                    out.append(f"{pad}| ... {len(f.evidence) - evidence_lines} more in the record")
-                if f.status == "problem" and f.fix:
-                    out += wrap(f"fix: {f.fix}", pad, pad + "     ")
+                out += details(f, with_fix=f.status == "problem")
+        for status in ("ok", "skipped"):
+            sections: dict[str, int] = {}
+            for f in quiet:
+                if f.status == status:
+                    sections[f.id.split(".")[0]] = sections.get(f.id.split(".")[0], 0) + 1
+            if sections:
+                out += wrap(", ".join(f"{name} {n}" for name, n in sections.items()), f"  {marks[status]:<8} ", " " * 11)
         counts = {s: sum(f.status == s for f in self.findings) for s in STATUSES}
         out.append("  " + (", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no findings"))
         if self.record:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 
-from runbook_lib.checks.provider import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE
+from runbook_lib.model.provider_log import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE
 from provider_lines import REAL_LINES
 from runbook_lib.logscan import LogScan
 

@@ -24,7 +24,7 @@ DATA = Path(__file__).parent / "data"
 CANARY = f"canary-{secrets.token_hex(8)}"  # resolved by the notebook through the redact file
 SITE_CANARY = f"sitecanary-{secrets.token_hex(8)}"  # only in the site file's token_secret
 
-CONTRACT_KEYS = {"runbook", "run_id", "site", "started", "finished", "parameters", "findings",
+CONTRACT_KEYS = {"runbook", "run_id", "site", "started", "finished", "parameters", "findings", "root_causes",
                  "calls", "record"}
 FINDING_KEYS = {"id", "status", "summary", "evidence", "fix"}
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
@@ -132,7 +132,9 @@ def test_verdict_json_has_the_contract_keys(env, runs, mode):
     assert (env["outputs"].parent / doc["record"]).resolve() == r.paths["notebook"]
     assert doc["parameters"] == {"site_file": str(env["site"]), "mode": mode, "leak": "env:CANARY_VAR"}
     for finding in doc["findings"]:
-        assert set(finding) == FINDING_KEYS
+        assert set(finding) == FINDING_KEYS | ({"explained_by"} if finding["status"] == "problem" else set())
+    problems = [f["id"] for f in doc["findings"] if f["status"] == "problem"]
+    assert doc["root_causes"] == problems  # one problem, explained by nothing: the root cause
 
 
 def test_findings_follow_the_notebook(runs):

@@ -1,98 +1,93 @@
-"""`runbook triage`: health, then the runbooks it points to, kept as one incident.
+"""`runbook triage`: every section at once on one kernel, one record, the root cause first.
 
-A provider fault (the shipped `container-down` scenario) must give one incident folder holding
-the health record and the provider record (and the logs), one index entry, and a summary that
-names the provider's finding with its evidence. The healthy twin costs one kernel start and
-leaves only the health record and the summary. The triage notebook run on its own (as
-`runbook run triage` does) must build the same incident.
+Triage of the shipped `key-invalid` scenario must put `provider.key_invalid` first, with the
+container that crashes because of it (and the registration that goes stale) as its knock-ons, in
+the terminal, the verdict JSON and the HTML record; the re-run command it suggests carries the
+same `--lab`. `-p sections` narrows the run; an unknown section is refused by name.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
-import nbformat
 import pytest
 
-from runbook_lib import archive, records, runner
+from runbook_lib import cli, records, runner
 from runbook_lib.lab.twin import Twin
-from runbook_lib.triage import run_triage
 
 pytestmark = pytest.mark.runbook
 
 
-def notebook_text(path) -> str:
-    nb = nbformat.read(path, as_version=4)
-    return json.dumps([c.get("outputs", []) for c in nb.cells])
-
-
 @pytest.fixture(scope="module")
-def provider_fault(tmp_path_factory):
+def key_invalid(tmp_path_factory):
     outputs = tmp_path_factory.mktemp("triage") / "outputs"
-    with Twin("container-down") as twin, runner.KernelSession(outputs) as session:
-        result = run_triage(twin.site_file, outputs_dir=outputs, session=session)
-        starts = session.starts
-    return result, outputs, starts
-
-
-def test_the_incident_holds_the_health_and_provider_records(provider_fault):
-    result, outputs, starts = provider_fault
-    assert result.exit_code == 2
-    names = sorted(p.name for p in result.record_dir.iterdir())
-    for runbook in ("health", "provider", "logs", "triage"):
-        assert {f"{runbook}.ipynb", f"{runbook}.json", f"{runbook}.html"} <= set(names)
-    health = json.loads((result.record_dir / "health.json").read_text())
-    provider = json.loads((result.record_dir / "provider.json").read_text())
-    assert {f["id"] for f in health["findings"] if f["status"] == "problem"} == \
-        {"health.provider_running", "health.provider_registered"}
-    assert {f["id"] for f in provider["findings"] if f["status"] == "problem"} == \
-        {"provider.container_down", "provider.unhealthy"}
-    assert health["run_id"] == provider["run_id"] == result.verdict.run_id
-    assert starts == 1  # every runbook of the incident ran on one kernel
-
-
-def test_the_summary_names_the_provider_finding_with_its_evidence(provider_fault):
-    result, _, _ = provider_fault
-    assert {"provider.container_down", "health.provider_running"} <= {f.id for f in result.verdict.problems}
-    text = notebook_text(result.paths["notebook"])
-    assert "provider.container_down" in text and "docker inspect omni-provider-proxmox-provider-1" in text
-    page = result.paths["html"].read_text()
-    assert 'href="provider.html"' in page and 'href="health.html"' in page
-    assert page.index("verdict-table") < page.index("Every problem found")  # the verdict comes first
-
-
-def test_one_incident_is_one_index_entry_with_valid_checksums(provider_fault):
-    result, outputs, _ = provider_fault
-    entries = records.read_index(outputs)
-    assert len(entries) == 1
-    entry = entries[0]
-    assert entry["runbook"] == "triage" and entry["parts"] == ["health", "logs", "provider"]
-    assert "provider.container_down" in entry["problems"]
-    check = records.verify(result.record_dir, entry["verdict_sha256"], "triage")
-    assert check.ok, check.problems
-    listed = json.loads(result.paths["verdict"].read_text())["provenance"]["checksums"]
-    assert {"health.json", "provider.ipynb", "logs.html"} <= set(listed)
-    assert archive.list_runs(outputs, archive.Filters(runbook="provider")) == entries  # found by its parts
-
-
-def test_a_healthy_twin_is_one_kernel_and_no_other_runbook(tmp_path):
-    outputs = tmp_path / "outputs"
-    with Twin() as twin, runner.KernelSession(outputs) as session:
-        result = run_triage(twin.site_file, outputs_dir=outputs, session=session)
-        assert session.starts == 1
-    assert result.exit_code == 0, result.verdict.text()
-    assert sorted(p.stem for p in result.record_dir.glob("*.json")) == ["health", "triage"]
-    assert {f.id for f in result.verdict.findings} >= {"health.omni_reachable", "health.proxmox_api"}
-    assert "No runbook found a problem" in notebook_text(result.paths["notebook"])
-
-
-def test_the_notebook_alone_builds_the_same_incident(tmp_path):
-    outputs = tmp_path / "outputs"
-    with Twin("container-down") as twin:
-        result = runner.run_runbook("triage", site_file=twin.site_file, outputs_dir=outputs)
-    assert result.exit_code == 2, result.verdict.text()
-    assert sorted(p.stem for p in result.record_dir.glob("*.json")) == ["health", "logs", "provider", "triage"]
-    assert "provider.container_down" in {f.id for f in result.verdict.problems}
+    captured = tmp_path_factory.mktemp("stdout") / "out.txt"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = cli.main(["triage", "--lab", "key-invalid", "--outputs", str(outputs)])
+    captured.write_text(buf.getvalue())
     [entry] = records.read_index(outputs)
-    assert entry["parts"] == ["health", "logs", "provider"]
-    assert records.verify(result.record_dir, entry["verdict_sha256"], "triage").ok
+    return code, buf.getvalue(), outputs, entry
+
+
+def verdict_of(outputs) -> dict:
+    [path] = list(outputs.rglob("triage.json"))
+    return json.loads(path.read_text())
+
+
+def test_the_terminal_starts_with_the_cause_to_fix_first(key_invalid):
+    code, text, _, _ = key_invalid
+    assert code == 2
+    lines = text.splitlines()
+    assert lines[1].startswith("  Fix first: provider.key_invalid: ")
+    fix_at = next(i for i, line in enumerate(lines) if "fix: Regenerate the key" in line)
+    knock_ons = text[text.index("explains"):]
+    assert fix_at < lines.index(next(line for line in lines if "explains" in line))
+    for fid in ("provider.container_down", "provider.unhealthy", "health.provider_running",
+                "health.provider_registered"):
+        assert fid in knock_ons
+    assert "after a fix, run it again: runbook triage --lab key-invalid" in text
+
+
+def test_the_verdict_json_carries_root_causes_and_explained_by(key_invalid):
+    _, _, outputs, entry = key_invalid
+    doc = verdict_of(outputs)
+    assert doc["root_causes"] == ["provider.key_invalid"]
+    by_id = {f["id"]: f for f in doc["findings"]}
+    assert by_id["provider.key_invalid"]["explained_by"] == []
+    assert "provider.key_invalid" in by_id["provider.container_down"]["explained_by"]
+    assert "explained_by" not in by_id["storage.selector_invalid"]  # only problems carry it
+    sections = {f["id"].split(".")[0] for f in doc["findings"]}
+    assert sections == {"provider", "storage", "provisioning", "cluster", "omnictl", "argocd", "health"}
+    assert entry["runbook"] == "triage" and "provider.key_invalid" in entry["problems"]
+
+
+def test_one_incident_is_one_record_with_the_cause_first_and_the_logs(key_invalid):
+    _, _, outputs, entry = key_invalid
+    [directory] = {p.parent for p in outputs.rglob("triage.json")}
+    assert sorted(p.name for p in directory.iterdir() if not p.name.startswith(".")) == \
+        ["triage.html", "triage.ipynb", "triage.json"]
+    page = (directory / "triage.html").read_text()
+    assert page.index("Fix first") < page.index("provider.container_down")
+    assert "omni-provider-proxmox-provider-1" in page  # the provider's log was collected: something is wrong
+    assert records.verify(directory, entry["verdict_sha256"], "triage").ok
+
+
+def test_sections_narrow_the_run_and_a_healthy_site_has_no_root_cause(tmp_path):
+    with Twin() as twin:
+        result = runner.run_runbook("triage", site_file=twin.site_file, outputs_dir=tmp_path,
+                                    parameters={"sections": "provider,storage"})
+    assert result.exit_code == 0, result.verdict.text()
+    assert {f.id.split(".")[0] for f in result.verdict.findings} == {"provider", "storage"}
+    assert result.verdict.root_causes == []
+    assert "not collected: nothing is wrong" in result.paths["notebook"].read_text()
+
+
+def test_an_unknown_section_is_refused_by_name(tmp_path):
+    with Twin() as twin:
+        result = runner.run_runbook("triage", site_file=twin.site_file, outputs_dir=tmp_path,
+                                    parameters={"sections": "provider,storage-typo"})
+    assert result.exit_code == 3
+    assert "storage-typo is not a section" in result.verdict.error

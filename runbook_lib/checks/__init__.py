@@ -13,6 +13,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .. import catalog
 from ..evidence import Evidence, MissingEvidence
 from ..verdict import Finding
 
@@ -52,12 +53,14 @@ class Check:
 
 
 _REGISTRY: dict[str, dict[str, Check]] = {}
-SECTIONS = ("provider", "storage", "provisioning", "cluster", "omnictl", "argocd", "health")
+SECTIONS = catalog.load().sections
 
 
 def check(finding_id: str, *, fix: str = "") -> Callable[[CheckFn], CheckFn]:
-    """Register ``fn`` as the check for ``finding_id`` (``section.name``)."""
-    section = finding_id.split(".", 1)[0]
+    """Register ``fn`` as the check for ``finding_id``, an id of the cause catalog."""
+    if finding_id not in catalog.load():
+        raise KeyError(f"{finding_id} is not in the cause catalog (runbook_lib/catalog.yaml)")
+    section = catalog.load()[finding_id].section
 
     def register(fn: CheckFn) -> CheckFn:
         _REGISTRY.setdefault(section, {})[finding_id] = Check(finding_id, fn, fix)
@@ -83,4 +86,6 @@ def run_check(c: Check, ev: Evidence) -> Finding:
 
 
 def run_checks(section: str, ev: Evidence, only: list[str] | None = None) -> list[Finding]:
-    return [run_check(c, ev) for fid, c in registered(section).items() if not only or fid in only]
+    """The section's findings, in catalog order."""
+    checks = registered(section)
+    return [run_check(checks[fid], ev) for fid in catalog.load().ids(section) if fid in checks and (not only or fid in only)]

@@ -26,48 +26,20 @@ controller is showing a cached error (:func:`stale_error_cache`).
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+
 from . import check, ok, problem, unknown
 from ..evidence import Evidence
 from ..fixes import Change, Plan
-
-NAME = "app.kubernetes.io/name"
-CONTROLLER = "argocd-application-controller"
-# which component must reach which Service: destination -> callers
-PATHS: dict[str, tuple[str, ...]] = {
-    "argocd-repo-server": (CONTROLLER, "argocd-server", "argocd-applicationset-controller"),
-    "argocd-redis": (CONTROLLER, "argocd-server", "argocd-repo-server"),
-    "argocd-dex-server": ("argocd-server",),
-}
-ERROR_CONDITIONS = ("ComparisonError", "InvalidSpecError", "SyncError", "UnknownError")
-DIAL = re.compile(r"dial tcp ([0-9.]+):(\d+):? ?(?:connect: )?(operation not permitted|connection refused|i/o timeout)")
-PSA = re.compile(r'violates PodSecurity "(\w+):([\w.]+)": (.*)')
-PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
-TALOS_DEFAULT_LEVEL = "baseline"
-STALE_AFTER = 300.0  # seconds a recovered component is given before a lingering error counts as cached
+from ..model.ages import epoch, human_age
+from ..model.argocd import (CONTROLLER, DIAL, ERROR_CONDITIONS, NAME, PATHS, PSA, PSA_ENFORCE, STALE_AFTER,
+                            TALOS_DEFAULT_LEVEL)
 
 
 # --- time ---------------------------------------------------------------------------------------
-def epoch(stamp: str | float | None) -> float | None:
-    if stamp is None or stamp == "":
-        return None
-    if isinstance(stamp, (int, float)):
-        return float(stamp)
-    return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
-
-
 def ago(seconds: float) -> str:
-    """``45 s``, ``12 min``, ``3.0 h``, ``2.0 d``."""
-    seconds = max(0.0, seconds)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+    return human_age(max(0.0, seconds))
 
 
 def _when(stamp: str | None, now: float) -> str:

@@ -32,7 +32,8 @@ Evidence names (filled by :mod:`runbook_lib.gather.cluster`; Omni resources redu
 ``request_statuses``          MachineRequestStatus id -> ``set``, ``provider``, ``stage``, ``status``, ``error``
 ``proxmox_nodes``             node -> ``online``, ``cpus``, ``mem_total``, ``mem_used``
 ``proxmox_storage``           online node -> ``/nodes/{node}/storage`` rows, API order
-``provider_log``              :meth:`LogScan.summary` of the provider's log, categories below
+``provider_log``              :meth:`LogScan.summary` of the provider's log (``SUPPLY_CATEGORIES`` of
+                              :mod:`runbook_lib.model.provider_log`)
 
 Only what a question needs is read: ``machine_statuses`` when a set waits on a class that picks
 machines by label (:func:`manually_waiting`); the last five when a set waits for machines the
@@ -42,80 +43,33 @@ provider must create (:func:`autoprovisioned_waiting`). Otherwise they are None.
 from __future__ import annotations
 
 import difflib
-import re
-
-import yaml
 
 from . import check, ok, problem, skipped, unknown
-from .. import cel
 from ..evidence import Evidence
+from ..model.ages import minor
+from ..model.capacity import STORAGE_NOTE, headroom
+from ..model.labels import label_query_matches, parse_label_query
+from ..model.machineclass import GIB, class_needs
+from ..model.machinesets import in_scope as clusters_in_scope, pending, sets_of, waiting_in, wanted
+from ..model.omni import (ALLOCATABLE, CLUSTER_PHASES, CLUSTER_REQUEST_PROVISIONED, CLUSTER_REQUEST_STAGES,
+                          CLUSTER_RUNNING, CONDITION_ETCD, CONDITION_NOT_READY, CONDITION_STATUS, CONDITION_TYPES,
+                          CONFIG_APPLY_FAILED, MACHINE_STAGES, REQUEST_PROVISIONING, SET_PHASES, SEVERITY, stage_name)
 
-GIB = 1024 ** 3
-MIB = 1024 ** 2
-CLUSTER_PHASES = {0: "UNKNOWN", 1: "SCALING_UP", 2: "SCALING_DOWN", 3: "RUNNING", 4: "DESTROYING"}
-SET_PHASES = {0: "Unknown", 1: "ScalingUp", 2: "ScalingDown", 3: "Running", 4: "Destroying", 5: "Failed",
-              6: "Reconfiguring", 7: "Upgrading"}
-MACHINE_STAGES = {0: "UNKNOWN", 1: "BOOTING", 2: "INSTALLING", 3: "CONFIGURING", 4: "RUNNING", 5: "DESTROYING",
-                  6: "UPGRADING", 7: "REBOOTING", 8: "SHUTTING_DOWN", 9: "BEFORE_DESTROY", 10: "POWERING_ON",
-                  11: "POWERED_OFF"}
-REQUEST_STAGES = {0: "UNKNOWN", 1: "PENDING", 2: "PROVISIONING", 3: "PROVISIONED", 4: "DEPROVISIONING", 5: "FAILED"}
-CONDITION_TYPES = {0: "Unknown", 1: "Etcd", 2: "WireguardConnection"}
-CONDITION_STATUS = {0: "Unknown", 1: "Ready", 2: "NotReady"}
-SEVERITY = {0: "Info", 1: "Warning", 2: "Error"}
-RUNNING, SET_RUNNING, STAGE_RUNNING = 3, 3, 4
-ETCD, READY, NOT_READY = 1, 1, 2
-REQUEST_PROVISIONING = 1  # MachineRequestStatus.stage
-CLUSTER_REQUEST_PROVISIONED = 3  # ClusterMachineRequestStatus.stage
-CONFIG_APPLY_FAILED = 3
-ALLOCATION_UNLIMITED = 1
-# what Omni requires of a machine it allocates from a class by labels (MachineSetNodeController)
-ALLOCATABLE = ("omni.sidero.dev/available", "omni.sidero.dev/connected", "omni.sidero.dev/reporting-events")
-
-# The provider's log, only read while machines are waited for. First match wins.
-LOG_CATEGORIES = {
-    "rate_limited": (r"code = ResourceExhausted|429 Too Many Requests|[Tt]oo many requests|rate limit|"
-                     r"can't lock file '[^']*' - got timeout|got lock request timeout"),
-    "capacity": (r"no (?:online )?nodes available|Cannot allocate memory|No space left on device|"
-                 r"insufficient free space|not enough (?:free )?(?:memory|space)"),
-}
-# Every line a category matches contains one of these (checked by the tests).
-LOG_TRIGGERS = ["ResourceExhausted", "429 Too Many", "oo many requests", "rate limit", "can't lock file",
-                "got lock request timeout", "nodes available", "Cannot allocate memory", "No space left",
-                "insufficient free space", "not enough "]
 MAX_LINES = 12
-STORAGE_NOTE = "a storage matter: see the storage runbook"
 
 FIX_SYMPTOM = ("This is the symptom; the other cluster findings name the cause. Look at the whole cluster with "
                "`omnictl cluster status <name>`; there is no `omnictl get events`: follow changes with "
                "`omnictl get clusterstatuses <name> -w` and read `omnictl audit-log`.")
 
 
-# ------------------------------------------------------------------------------ the model
-
-
 def in_scope(ev: Evidence) -> list[str]:
     """The clusters this run looks at: the one named by the parameter, else every cluster."""
-    wanted = (ev.optional("expected") or {}).get("cluster") or ""
-    known = sorted(set(ev.get("clusters")) | set(ev.optional("cluster_statuses") or {}))
-    return [wanted] if wanted else known
+    return clusters_in_scope(ev.get("clusters"), ev.optional("cluster_statuses"),
+                             (ev.optional("expected") or {}).get("cluster") or "")
 
 
 def sets_in_scope(ev: Evidence) -> dict[str, dict]:
-    clusters = set(in_scope(ev))
-    return {sid: s for sid, s in sorted(ev.get("machine_sets").items()) if s["cluster"] in clusters}
-
-
-def wanted(ms: dict) -> int:
-    """How many machines a set asks for: its class allocation's count, else what Omni requested."""
-    alloc = ms.get("allocation")
-    if alloc and alloc["allocationtype"] != ALLOCATION_UNLIMITED:
-        return alloc["machinecount"]
-    return ms["machines"]["requested"]
-
-
-def pending(ms: dict) -> int:
-    """Machines the set asks for that it does not have at all yet."""
-    return max(wanted(ms) - ms["machines"]["total"], 0)
+    return sets_of(ev.get("machine_sets"), in_scope(ev))
 
 
 def _provider(ev: Evidence) -> str:
@@ -123,39 +77,18 @@ def _provider(ev: Evidence) -> str:
 
 
 def autoprovisioned_waiting(ev: Evidence) -> list[tuple[str, dict, str, dict]]:
-    """(set id, set, class id, class) for every set in scope that waits for machines the site's
-    provider must create. Safe on partial evidence (gathering calls it to decide what to read)."""
-    if not all(ev.has(n) for n in ("clusters", "machine_sets", "machine_classes")):
-        return []
-    classes = ev.get("machine_classes")
-    out = []
-    for sid, ms in sets_in_scope(ev).items():
-        alloc = ms.get("allocation")
-        cls = classes.get(alloc["name"]) if alloc else None
-        auto = (cls or {}).get("autoprovision")
-        if auto and auto["providerid"] == _provider(ev) and pending(ms) > 0:
-            out.append((sid, ms, alloc["name"], cls))
-    return out
+    """(set id, set, class id, class) for every set in scope waiting for machines the site's provider must create."""
+    return waiting_in(ev.optional, _provider(ev))
 
 
 def manually_waiting(ev: Evidence) -> list[tuple[str, dict, str, dict]]:
-    """(set id, set, class id, class) for every set in scope that waits for machines from a class
-    that picks existing machines by label. Safe on partial evidence, like the function above."""
-    if not all(ev.has(n) for n in ("clusters", "machine_sets", "machine_classes")):
-        return []
-    classes = ev.get("machine_classes")
-    out = []
-    for sid, ms in sets_in_scope(ev).items():
-        alloc = ms.get("allocation")
-        cls = classes.get(alloc["name"]) if alloc else None
-        if cls is not None and not cls.get("autoprovision") and pending(ms) > 0:
-            out.append((sid, ms, alloc["name"], cls))
-    return out
+    """(set id, set, class id, class) for every set in scope waiting on a class that picks machines by label."""
+    return waiting_in(ev.optional, None)
 
 
 def machine_line(mid: str, m: dict) -> str:
     name = f"{m['hostname']} ({mid[:8]})" if m["hostname"] else mid
-    parts = [f"stage {MACHINE_STAGES.get(m['stage'], m['stage'])}", f"ready={str(m['ready']).lower()}",
+    parts = [f"stage {stage_name(MACHINE_STAGES, m['stage'])}", f"ready={str(m['ready']).lower()}",
              "connected" if m["connected"] else "DISCONNECTED"]
     if m["configapplystatus"] == CONFIG_APPLY_FAILED:
         parts.append(f"config apply FAILED: {m['lastconfigerror'] or '?'}")
@@ -168,159 +101,6 @@ def _bounded(lines: list[str]) -> list[str]:
 
 def _healthy(m: dict) -> bool:
     return m["ready"] and m["connected"]
-
-
-# --------------------------------------------------------------------------- label queries
-
-
-_TERM = re.compile(r"^\s*(?P<neg>!)?\s*(?P<key>[^\s=!<>(),]+)\s*"
-                   r"(?:(?P<op>==|!=|=|>=|<=|>|<|\s+in\s+|\s+notin\s+)\s*(?P<value>\([^)]*\)|[^\s,]*))?\s*$")
-
-
-def parse_label_query(text: str) -> list[tuple[str, str, list[str], bool]]:
-    """One Omni label query (``key``, ``!key``, ``k=v``, ``k!=v``, ``k in (a,b)``, ``k notin (a)``,
-    ``k<n`` ...), terms joined by commas, as (key, op, values, negated) terms."""
-    terms, depth, current = [], 0, ""
-    parts = []
-    for ch in text:
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    parts.append(current)
-    for part in parts:
-        if not part.strip():
-            continue
-        m = _TERM.match(part)
-        if not m:
-            raise ValueError(f"cannot read the label query term {part.strip()!r}")
-        op = (m.group("op") or "").strip()
-        value = m.group("value") or ""
-        values = [v.strip() for v in value.strip("()").split(",") if v.strip()] if value.startswith("(") else [value]
-        if not op:
-            terms.append((m.group("key"), "exists", [], bool(m.group("neg"))))
-        elif op in ("=", "=="):
-            terms.append((m.group("key"), "in", values, False))
-        elif op == "!=":
-            terms.append((m.group("key"), "in", values, True))
-        elif op in ("in", "notin"):
-            terms.append((m.group("key"), "in", values, op == "notin"))
-        else:
-            terms.append((m.group("key"), op, values, False))
-    return terms
-
-
-def label_query_matches(labels: dict[str, str], terms) -> bool:
-    for key, op, values, negated in terms:
-        have = labels.get(key)
-        if op == "exists":
-            hit = key in labels
-        elif op == "in":
-            hit = key in labels and (have or "") in values
-        else:
-            try:
-                a, b = float(have or ""), float(values[0])
-                hit = {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
-            except (ValueError, IndexError):
-                hit = False
-        if hit == negated:
-            return False
-    return True
-
-
-def _minor(version: str) -> tuple[int, ...] | None:
-    nums = re.findall(r"\d+", version or "")
-    return tuple(int(n) for n in nums[:2]) if len(nums) >= 2 else None
-
-
-# ------------------------------------------------------------------------------- capacity
-
-
-def class_needs(providerdata) -> dict | None:
-    """One VM of an auto-provision class: cores, memory (bytes), disks [(selector, bytes)]."""
-    try:
-        data = yaml.safe_load(providerdata) if isinstance(providerdata, str) else providerdata
-        cores = int(data["cores"]) * max(int(data.get("sockets") or 1), 1)
-        disks = [(str(data.get("storage_selector") or ""), int(data["disk_size"]) * GIB)]
-        for extra in data.get("additional_disks") or []:
-            disks.append((str(extra.get("storage_selector") or ""), int(extra["disk_size"]) * GIB))
-        return {"cores": cores, "memory": int(data["memory"]) * MIB, "disks": disks,
-                "node": str(data.get("node") or "")}
-    except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
-        return None
-
-
-def selector_picks(selector: str, rows: list[dict], node: str) -> dict | None | str:
-    """The storage the provider takes on ``node`` (:func:`runbook_lib.cel.first_match`); None when no
-    row matches; ``"undecided"`` when the selector does not compile or fails to evaluate (the storage
-    runbook explains both)."""
-    row, why = cel.first_match(selector, node, rows)
-    if row is not None:
-        return row
-    return None if why == cel.no_match_error(selector) else "undecided"
-
-
-def _holds_disks(row: dict) -> bool:
-    content = {c.strip() for c in str(row.get("content") or "").split(",")}
-    return "images" in content and row.get("enabled", 1) not in (0, "0") and row.get("active", 1) not in (0, "0")
-
-
-def headroom(needs: dict, nodes: dict, storage: dict, limit: int) -> tuple[int, dict[str, int], list[str]]:
-    """How many VMs of one class Proxmox can still take (up to ``limit``), per node, and why not more.
-
-    Memory is what each online node has free; every disk goes to the storage its selector picks
-    on that node (a shared storage's free space counts once for the whole cluster); a VM cannot
-    have more vCPUs than its node has. VMs are placed one at a time, round-robin over the nodes.
-    """
-    notes: list[str] = []
-    mem_free, targets = {}, {}
-    for node, n in sorted(nodes.items()):
-        if needs["node"] and node != needs["node"]:
-            continue
-        if not n["online"]:
-            notes.append(f"{node} is offline")
-            continue
-        if n["cpus"] < needs["cores"]:
-            notes.append(f"{node} has {n['cpus']} CPUs, fewer than the {needs['cores']} vCPUs a VM asks for")
-            continue
-        placement = []
-        for index, (selector, size) in enumerate(needs["disks"]):
-            row = selector_picks(selector, storage.get(node) or [], node)
-            if row == "undecided" or row is None or not _holds_disks(row):
-                why = ("the selector does not evaluate" if row == "undecided" else "no storage matches" if row is None
-                       else f"it picks {row.get('storage')}, which cannot hold VM disks")
-                notes.append(f"{node}: disk {index} (`{selector}`): {why} ({STORAGE_NOTE})")
-                placement = None
-                break
-            key = row["storage"] if row.get("shared") in (1, "1", True) else f"{node}/{row['storage']}"
-            placement.append((key, size, int(row.get("avail") or 0)))
-        if placement is None:
-            continue
-        mem_free[node] = n["mem_total"] - n["mem_used"]
-        targets[node] = placement
-    pool_free = {key: free for placement in targets.values() for key, _, free in placement}
-    placed, per_node = 0, {node: 0 for node in targets}
-    progress = True
-    while placed < limit and progress:
-        progress = False
-        for node, placement in targets.items():
-            if placed >= limit or mem_free[node] < needs["memory"]:
-                continue
-            need: dict[str, int] = {}
-            for key, size, _ in placement:
-                need[key] = need.get(key, 0) + size
-            if any(pool_free[key] < size for key, size in need.items()):
-                continue
-            for key, size in need.items():
-                pool_free[key] -= size
-            mem_free[node] -= needs["memory"]
-            per_node[node] += 1
-            placed += 1
-            progress = True
-    return placed, per_node, notes
 
 
 def _needs_line(class_id: str, needs: dict) -> str:
@@ -369,7 +149,7 @@ def unhealthy(ev: Evidence):
                      f"Kubernetes API ready={str(st['kubernetesapiready']).lower()}")
         if (clusters.get(cid) or {}).get("phase") == "tearingDown":
             facts.append(f"cluster {cid} is being torn down")
-        if (not st["ready"] or st["phase"] != RUNNING or not st["available"] or m["healthy"] < m["total"]
+        if (not st["ready"] or st["phase"] != CLUSTER_RUNNING or not st["available"] or m["healthy"] < m["total"]
                 or not st["controlplaneready"] or not st["kubernetesapiready"]):
             bad.append(cid)
     if bad:
@@ -423,7 +203,7 @@ def insufficient_machines(ev: Evidence):
         lines.append(line + (f", error: {ms['error']}" if ms["error"] else ""))
         if pending(ms):
             lines.append(f"  {pending(ms)} machine(s) not allocated at all yet")
-            lines += [f"  request {rid}: {REQUEST_STAGES.get(r['stage'], r['stage'])}"
+            lines += [f"  request {rid}: {stage_name(CLUSTER_REQUEST_STAGES, r['stage'])}"
                       + (f", {r['status']}" if r["status"] else "") + (f", error: {r['error']}" if r["error"] else "")
                       for rid, r in sorted(requests.items()) if r["machine_set"] == sid and r["stage"] != CLUSTER_REQUEST_PROVISIONED]
         lines += [machine_line(mid, cm) for mid, cm in sorted(machines.items())
@@ -452,7 +232,7 @@ def etcd_quorum(ev: Evidence):
         healthy = sum(_healthy(m) for m in members.values()) if members else ms["machines"]["healthy"]
         quorum = total // 2 + 1
         conditions = (cp_status.get(sid) or {}).get("conditions", [])
-        etcd = next((c for c in conditions if c["type"] == ETCD), None)
+        etcd = next((c for c in conditions if c["type"] == CONDITION_ETCD), None)
         shown = "; ".join(f"{CONDITION_TYPES.get(c['type'], c['type'])} "
                           f"{CONDITION_STATUS.get(c['status'], c['status'])}"
                           + (f" ({SEVERITY.get(c['severity'], c['severity'])}): {c['reason']}" if c["reason"] else "")
@@ -460,7 +240,7 @@ def etcd_quorum(ev: Evidence):
         facts.append(f"controlplanestatuses {sid}: {shown}")
         facts.append(f"{sid}: {healthy} of {total} control plane(s) healthy; etcd needs {quorum} for quorum")
         reasons = []
-        if etcd is not None and etcd["status"] == NOT_READY:
+        if etcd is not None and etcd["status"] == CONDITION_NOT_READY:
             reasons.append("Omni's etcd check fails")
         if total and healthy < quorum:
             reasons.append(f"quorum is lost ({healthy} of {total}, needs {quorum})")
@@ -505,11 +285,11 @@ def machineclass_exhausted(ev: Evidence):
             queries = [parse_label_query(q) for q in cls["matchlabels"]]
         except ValueError as exc:
             return unknown(f"class {alloc['name']}'s matchLabels cannot be read", [str(exc)])
-        version = _minor((clusters.get(ms["cluster"]) or {}).get("talosversion", ""))
+        version = minor((clusters.get(ms["cluster"]) or {}).get("talosversion", ""))
         matching = {mid: s for mid, s in statuses.items()
                     if any(label_query_matches(s["labels"], q) for q in queries)}
         free = [mid for mid, s in matching.items() if all(k in s["labels"] for k in ALLOCATABLE)
-                and (version is None or (_minor(s["talosversion"]) or (0, 0)) <= version)]
+                and (version is None or (minor(s["talosversion"]) or (0, 0)) <= version)]
         taken = [mid for mid, s in matching.items() if s["cluster"]]
         line = (f"machine set {sid} waits for {pending(ms)} more machine(s) of class {alloc['name']} "
                 f"(matchLabels {cls['matchlabels']}): {len(matching)} machine(s) match, {len(taken)} already in a "

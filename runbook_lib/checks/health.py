@@ -28,6 +28,9 @@ from __future__ import annotations
 
 from . import check, ok, problem, skipped, unknown
 from ..evidence import Evidence
+from ..model.ages import human_age
+from ..model.join import history
+from ..model.omni import CLUSTER_PHASES, REQUEST_FAILED
 
 # Which runbooks explain a failing health check (triage runs them): when it is a `problem`, and
 # when it is `unknown` (the check could not ask: then the runbook of the source that failed helps).
@@ -49,8 +52,6 @@ WHEN_UNKNOWN: dict[str, tuple[str, ...]] = {
 }
 ON_ANY_FAILURE = ("logs",)
 
-CLUSTER_PHASES = {0: "UNKNOWN", 1: "SCALING_UP", 2: "SCALING_DOWN", 3: "RUNNING", 4: "DESTROYING"}
-REQUEST_STAGES = {0: "UNKNOWN", 1: "PROVISIONING", 2: "PROVISIONED", 3: "FAILED"}
 CERT_WARN_DAYS = 14
 _DOWN = ("unreachable", "timeout", "tls")  # endpoint probe kinds that mean "does not answer"
 
@@ -224,12 +225,18 @@ def machines_available(ev: Evidence):
     for m in disconnected:
         facts.append(f"machine {m['id']} ({m.get('hostname') or 'no hostname'}) is not connected"
                      + (f"; last error: {m['lasterror']}" if m.get("lasterror") else ""))
-    failed = [r for r in requests if r["stage"] == 3]
-    slow = [r for r in requests if r["stage"] == 1 and (r.get("age") or 0) > stuck_after]
+    by_id = {m["id"]: m for m in machines}
+
+    def joined(r: dict) -> bool:  # the same rule as provisioning.stuck (runbook_lib.model.join)
+        m = by_id.get(r.get("uuid") or "")
+        return bool(m and (m["connected"] or history("", m.get("talosversion", ""), m.get("cluster", ""))))
+
+    failed = [r for r in requests if r["stage"] == REQUEST_FAILED]
+    slow = [r for r in requests if r["stage"] != REQUEST_FAILED and not joined(r) and (r.get("age") or 0) > stuck_after]
     for r in failed:
         facts.append(f"machine request {r['id']}: FAILED" + (f": {r['error']}" if r.get("error") else ""))
     for r in slow:
-        facts.append(f"machine request {r['id']}: still PROVISIONING after {r['age'] / 60:.0f} min"
+        facts.append(f"machine request {r['id']}: its machine has not joined {human_age(r['age'])} after the request"
                      + (f" ({r['status']})" if r.get("status") else ""))
     if disconnected or failed or slow:
         parts = ([f"{len(disconnected)} machine(s) disconnected"] if disconnected else []) + \

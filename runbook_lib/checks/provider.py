@@ -5,7 +5,8 @@ Evidence names (filled by :mod:`runbook_lib.gather.provider`):
 ``expected``                  site values: ``omni_url``, ``provider_id``, ``cluster``
 ``container``                 the provider container from ``docker inspect`` (``None``: no such container)
 ``provider_config``           the provider's Proxmox ``config.yaml``, secrets masked (``None``: not mounted)
-``logs``                      :meth:`LogScan.summary` of the provider's ``docker logs`` (categories below)
+``logs``                      :meth:`LogScan.summary` of the provider's ``docker logs`` (``LOG_CATEGORIES`` of
+                              :mod:`runbook_lib.model.provider_log`)
 ``infraproviders``            ids from ``omnictl get infraproviders``
 ``provider_status``           id -> ``connected``, ``initialized``, ``error``, ``heartbeat_age``
 ``omni_probe_from_provider``  curl of Omni's ``/healthz`` run on the provider host
@@ -21,30 +22,6 @@ from urllib.parse import urlsplit
 from . import check, ok, problem, skipped, unknown
 from ..evidence import Evidence
 
-# Order matters: the first category whose pattern matches a line takes it.
-LOG_CATEGORIES = {
-    "id_mismatch": r"must match the infra provider ID|namespace not allowed, must be one of",
-    "not_registered": r"is not registered in the system",
-    "omni_tls": r"code = Unavailable.*(?:x509|tls: )",
-    "omni_unreachable": (
-        r"code = Unavailable|name resolver error|produced zero addresses|"
-        r"code = PermissionDenied desc = unexpected HTTP status|unknown service cosi"
-    ),
-    "key_invalid": r"code = Unauthenticated|invalid signature|missing valid signature|code = PermissionDenied",
-    "proxmox_tls": r"x509: |tls: failed to verify",
-    "proxmox_auth": r"not authorized to access endpoint",
-    "proxmox_unreachable": (
-        r"api2/json\S*\s+dial tcp|api2/json.*(?:connection refused|no such host|Client\.Timeout|"
-        r"deadline exceeded|i/o timeout|no route to host)|hostname lookup '[^']*' failed"
-    ),
-    "insecure_proxmox": r"using insecure connection to Proxmox",
-}
-# Every line a category above matches contains one of these (tests/test_logscan.py checks it).
-LOG_TRIGGERS = ["must match the infra provider", "namespace not allowed", "is not registered", "code = ",
-                "name resolver error", "produced zero addresses", "unknown service cosi", "signature", "x509: ",
-                "tls: failed to verify", "not authorized to access endpoint", "api2/json", "hostname lookup",
-                "using insecure connection"]
-START_LINE = '"msg":"starting infra provider"'  # the provider's first line: a new process
 DEFAULT_ID = "proxmox"
 
 

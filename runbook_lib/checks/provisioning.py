@@ -39,27 +39,20 @@ import weakref
 
 from . import check, ok, problem, skipped, unknown
 from ..evidence import Evidence
-from .provisioning_model import (
-    CLUSTER_MACHINE_STAGES,
-    CONFIG_APPLY_FAILED,
-    GIB,
-    capacity,
-    class_problems,
-    content_types,
-    human_age,
-    join_chain,
-    missing_privileges,
-    parse_providerdata,
-    same_segment,
-    usable,
-    version_tuple,
-)
+from ..model.ages import human_age, version_tuple
+from ..model.capacity import capacity
+from ..model.join import join_chain, waiting_to_join
+from ..model.machineclass import GIB, class_problems, parse_providerdata
+from ..model.network import same_segment
+from ..model.omni import CONFIG_APPLY_FAILED, MACHINE_STAGES, REQUEST_FAILED, stage_name
+from ..model.privileges import missing_privileges
+from ..model.storage import content_types, usable
+from ..model.talos import judge_ports
 
-START_LINE = '"msg":"starting infra provider"'
 DEFAULTS = {"vm_grace": 120, "join_grace": 600, "stuck_after": 900, "task_stuck_after": 600,
             "min_talos_version": "1.5.0"}
-MAX_LINES = 12
-STILL_BEING_MADE = ("create", "clone")  # locks of a VM Proxmox has not finished creating  # evidence lines per finding; the record has the whole tables
+MAX_LINES = 12  # evidence lines per finding; the record has the whole tables
+STILL_BEING_MADE = ("create", "clone")  # locks of a VM Proxmox has not finished creating
 
 
 def limits(ev: Evidence) -> dict:
@@ -126,24 +119,35 @@ def no_vms(ev: Evidence):
 
 
 @check("provisioning.stuck",
-       fix="Follow the request's step in the provider log and Proxmox's task list; a step that never "
-           "finishes is usually a lock, a task or a capacity wait (see provisioning.waiting_resources).")
+       fix="Follow the request from the oldest stage it stands in: no VM (provisioning.no_vms and the provider's "
+           "failing step), a VM that does not run, or a VM that runs but whose machine never joined Omni "
+           "(provisioning.vm_cannot_reach_omni, provisioning.firewall).")
 def stuck(ev: Evidence):
+    """Stuck means: requested longer ago than the limit, and its machine has never joined Omni.
+
+    Whatever the stage in between (no status yet, PROVISIONING, PROVISIONED, FAILED): for the
+    operator the machine is missing until it joins. A machine that joined and later lost its
+    connection is not stuck (the cluster and health findings report a lost connection).
+    """
     ev.get("machine_requests")
     limit = limits(ev)["stuck_after"]
     late = []
-    for r in _active(ev):
-        pending = r.stage in ("", "UNKNOWN", "PROVISIONING") or r.cluster_stage in ("PENDING", "PROVISIONING")
-        if r.stage in ("PROVISIONED", "FAILED"):
-            pending = False
-        if pending and r.age is not None and r.age > limit:
-            late.append(f"{r.request}: {r.stage or 'no status'} for {human_age(r.age)}"
-                        + (f", status '{r.status}'" if r.status else "")
-                        + (f", cluster request {r.cluster_stage}" if r.cluster_stage else ""))
+    for r in rows(ev):
+        if not waiting_to_join(r) or r.age is None or r.age <= limit:
+            continue
+        where = ("no VM yet" if not r.vm_status else f"VM {r.vmid} {r.vm_status}" +
+                 (", its machine never joined Omni" if r.vm_status == "running" else ""))
+        late.append(f"{r.request}: requested {human_age(r.age)} ago, request status {r.stage or 'none'}"
+                    + (f" ('{r.status}')" if r.status else "") + f"; {where}"
+                    + (f"; cluster request {r.cluster_stage}" if r.cluster_stage else ""))
     if late:
-        return problem(f"{len(late)} machine request(s) still provisioning after {human_age(limit)}",
+        return problem(f"{len(late)} machine request(s) not joined {human_age(limit)} after they were made",
                        _bounded(late, "requests"))
-    return ok(f"no machine request has been provisioning for more than {human_age(limit)}")
+    waiting = [r for r in rows(ev) if waiting_to_join(r)]
+    return ok(f"no machine request has waited more than {human_age(limit)} for its machine to join",
+              [f"{len(rows(ev))} request(s); {len(waiting)} still waiting, the oldest "
+               f"{human_age(max((r.age or 0) for r in waiting))} old" if waiting else
+               f"{len(rows(ev))} request(s), every machine joined Omni"])
 
 
 # ------------------------------------------------------------------------------- VMs not created
@@ -189,7 +193,7 @@ def machineclass_invalid(ev: Evidence):
         return skipped("Omni has no auto-provision machine class")
     bad, classes_bad = [], set()
     for cls in classes:
-        for why in class_problems(cls, providers):
+        for why in class_problems(cls, providers, (ev.optional("expected") or {}).get("provider_id", "")):
             bad.append(f"machine class {cls['id']}: {why}")
             classes_bad.add(cls["id"])
     if bad:
@@ -258,7 +262,7 @@ def step_failed(ev: Evidence):
             lines.append(f"{f['request']}: step {f['step']} failed {f['count']} times since the provider started, "
                          f"last {human_age(f.get('ago'))} ago: {f['error']}")
     for rid, st in sorted(statuses.items()):
-        if st.get("stage") == 3:
+        if st.get("stage") == REQUEST_FAILED:
             lines.append(f"machinerequeststatus {rid}: stage FAILED, error: {st.get('error') or '-'}")
     facts = [f"scanned {log['lines']} provider log line(s) ({log.get('window', '')})"] if log else \
         [f"provider log not read: {ev.error('provision_log')}"]
@@ -371,26 +375,38 @@ def talos_version(ev: Evidence):
 
 
 @check("provisioning.firewall",
-       fix="Open TCP 50000-50001 from the provider host to the VMs (Proxmox firewall on the VM's NIC: "
-           "the provider creates net0 with firewall=1; a host or network firewall in between).")
+       fix="Open TCP 50000 (every node) and 50001 (control planes) from the provider host to the VMs: the "
+           "Proxmox firewall on the VM's NIC (the provider creates net0 with firewall=1), the node's or a "
+           "network firewall in between. A time-out means packets are dropped, a refusal of 50000 a REJECT rule.")
 def firewall(ev: Evidence):
+    """Judge each probed node by its role: apid (50000) must answer everywhere, trustd (50001)
+    on control planes only; a worker refusing 50001 is how Talos is built."""
     probes = ev.get("talos_probes")
     if not probes:
         return skipped("no running provider VM with a known address to probe")
-    answered, blocked, failed = [], [], []
+    known = {r.request: r for r in rows(ev)} if ev.has("machine_requests") else {}  # unknown role: 50000 only
+    answered, blocked, failed, down = [], [], [], []
     for name, p in sorted(probes.items()):
         if p.get("error"):
             failed.append(f"{name} {p.get('address')}: {p['error']}")
             continue
-        states = ", ".join(f"{port} {state}" for port, state in sorted(p["ports"].items()))
-        line = f"{name}: nc -z {p['address']} 50000 50001 on the provider host: {states}"
-        (blocked if any(state != "ok" for state in p["ports"].values()) else answered).append(line)
+        row = known.get(name)
+        judged = judge_ports(row.role if row else "", p["ports"])
+        role = judged.role or "role not known yet (judged on 50000)"
+        line = f"{name} ({role}) at {p['address']}, nc -z from the provider host: {judged.describe()}"
+        if judged.nobody_there and row is not None and not row.connected:
+            down.append(line + "; Omni does not hear from it either: the node itself is down, not filtered")
+        else:
+            (answered if judged.reachable else blocked).append(line)
     if blocked:
-        return problem(f"Talos ports are closed from the provider host on {len(blocked)} VM(s)",
-                       _bounded(blocked + failed + answered))
-    if failed and not answered:
+        return problem(f"Talos ports do not answer from the provider host on {len(blocked)} VM(s)",
+                       _bounded(blocked + down + failed + answered))
+    if failed and not answered and not down:
         return unknown("the Talos ports could not be probed from the provider host", failed)
-    return ok("TCP 50000 and 50001 answer on every probed VM", _bounded(answered + failed))
+    summary = "every probed VM answers on the Talos ports its role serves"
+    if down:
+        summary = f"no firewall seen; {len(down)} node(s) answer nothing at all (down, see the cluster findings)"
+    return ok(summary, _bounded(down + answered + failed))
 
 
 @check("provisioning.bootstrap_failed",
@@ -408,7 +424,7 @@ def bootstrap_failed(ev: Evidence):
             failed.add(uuid)
         cm = cms.get(uuid) or {}
         if cm.get("configapplystatus") == CONFIG_APPLY_FAILED or cm.get("lastconfigerror"):
-            stage = CLUSTER_MACHINE_STAGES.get(cm.get("stage"), cm.get("stage"))
+            stage = stage_name(MACHINE_STAGES, cm.get("stage"))
             bad.append(f"{request} ({uuid}): cluster machine stage {stage}, config apply FAILED: "
                        f"{cm.get('lastconfigerror') or '-'}")
             failed.add(uuid)
@@ -423,22 +439,28 @@ def bootstrap_failed(ev: Evidence):
        fix="From the VM's network, check the route to Omni's SideroLink endpoints (UDP 50180 WireGuard, TCP "
            "8090 machine API): DNS, default gateway, firewall; the VM console shows the join attempts.")
 def vm_cannot_reach_omni(ev: Evidence):
+    """A running VM whose machine never joined Omni. "Never" rests on Omni's history
+    (:mod:`runbook_lib.model.join`): a machine that was there and lost its connection is not this."""
     ev.get("machine_statuses")
+    ev.get("links")
     grace = limits(ev)["join_grace"]
     running = _running_vms(ev)
     if not running:
         return skipped("no provider VM runs")
-    lonely = []
+    lonely, lost = [], []
     for r in running:
         if r.connected:
+            continue
+        if r.joined:
+            lost.append(f"{r.request}: not connected now, but {'; '.join(r.history)}: a lost connection "
+                        "(see the cluster and health findings)")
             continue
         waited = r.vm_uptime if r.vm_uptime else r.status_age
         if waited is not None and waited < grace:
             continue
-        known = "Omni has no machine " + (r.uuid or "for it") if r.machine_connected is None and r.link_connected is None \
-            else f"machine {r.uuid}: connected={r.machine_connected}, link connected={r.link_connected}"
-        lonely.append(f"{r.request} (VM {r.vmid}, up {human_age(r.vm_uptime)}): {known}; "
-                      f"cluster request {r.cluster_stage or '-'}")
+        link = "no Link" if r.link_connected is None else "a Link that never reported an endpoint"
+        lonely.append(f"{r.request} (VM {r.vmid}, up {human_age(r.vm_uptime)}, machine {r.uuid or '?'}): Omni has "
+                      f"{link}, no Talos version read and no cluster for it; cluster request {r.cluster_stage or '-'}")
     if lonely:
-        return problem(f"{len(lonely)} running VM(s) never connected to Omni", _bounded(lonely))
-    return ok(f"every running provider VM is connected to Omni ({len(running)})")
+        return problem(f"{len(lonely)} running VM(s) never joined Omni", _bounded(lonely + lost))
+    return ok(f"every running provider VM joined Omni ({len(running)})", _bounded(lost))

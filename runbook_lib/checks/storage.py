@@ -27,14 +27,10 @@ from dataclasses import dataclass, field
 from . import Outcome, check, ok, problem, skipped, unknown
 from .. import cel
 from ..evidence import Evidence
-from ..gather.storage import edit_distance
+from ..model.machineclass import GIB
+from ..model.storage import NO_VM_DISKS, STORAGE_TYPES, edit_distance, holds_disks
 
-GIB = 1024 ** 3
 MAX_ROWS = 6  # storages explained per node in a finding's evidence
-STORAGE_TYPES = {"dir", "nfs", "cifs", "glusterfs", "cephfs", "lvm", "lvmthin", "zfs", "zfspool", "rbd", "iscsi",
-                 "iscsidirect", "btrfs", "pbs", "esxi"}
-NO_VM_DISKS = {"pbs": "a backup server", "cephfs": "a file system for ISOs, templates and backups",
-               "iscsi": "a set of existing LUNs (new disks cannot be allocated on it)", "esxi": "an import source"}
 POOL_FIELDS = {"enabled", "active", "shared", "content", "total", "used", "avail", "type", "storage", "disable"}
 
 
@@ -210,11 +206,6 @@ def _row(e: Evaluated, node: str, storage: str) -> dict:
 
 def _state(row: dict) -> str:
     return f"enabled={row.get('enabled')}, active={row.get('active')}, content={row.get('content') or '-'}"
-
-
-def holds_disks(row: dict) -> bool:
-    content = {c.strip() for c in str(row.get("content") or "").split(",")}
-    return "images" in content and row.get("type") not in NO_VM_DISKS
 
 
 def usable_pools(ev: Evidence, nodes: list[str]) -> list[str]:

@@ -6,10 +6,13 @@ asked in parallel, and every failure is kept as the reason a piece of evidence i
 
 from __future__ import annotations
 
+import importlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
+from ..calls import CallLog
 from ..evidence import Evidence
+from ..site import Site
 
 
 def in_parallel(ev: Evidence, groups: dict[str, Callable[[Evidence], None]], progress=None) -> Evidence:
@@ -28,3 +31,12 @@ def in_parallel(ev: Evidence, groups: dict[str, Callable[[Evidence], None]], pro
             if progress is not None:
                 progress(name)
     return ev
+
+
+def section(name: str, site: Site, calls: CallLog, progress: Callable[[str], None] | None = None) -> Evidence:
+    """Gather one section's evidence with its default options (the notebooks pass their parameters
+    to the section module's own ``gather``; this is the same call with none)."""
+    module = importlib.import_module(f"{__name__}.{name}")
+    if name == "argocd":  # ArgoCD's gathering first picks the site's Kubernetes cluster
+        return module.gather_site(site, calls, progress=progress)[1]
+    return module.gather(site, calls, progress=progress)

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..calls import CallLog
-from ..checks.argocd import CONTROLLER, DIAL, NAME, STALE_AFTER
 from ..errors import NotFound, RunbookError, SourceError
 from ..evidence import Evidence
 from ..fixes import Change
+from ..model.argocd import CONTROLLER, DIAL, NAME, STALE_AFTER
 from ..site import Site
 from ..sources.kube import KubeCluster
 from . import in_parallel

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..calls import CallLog
-from ..checks.cluster import LOG_CATEGORIES, LOG_TRIGGERS, autoprovisioned_waiting, manually_waiting
-from ..checks.provider import START_LINE
 from ..errors import RunbookError
 from ..evidence import Evidence
 from ..logscan import LogScan
+from ..model.machinesets import waiting_in
+from ..model.omni import (L_CLUSTER, L_CONNECTED, L_CONTROL_PLANE, L_HOSTNAME, L_MACHINE_SET, L_PROVIDER,
+                          L_REQUEST_SET, labels, rid, spec)
+from ..model.provider_log import START_LINE, SUPPLY_CATEGORIES, SUPPLY_TRIGGERS
 from ..site import Site
 from ..sources import docker
 from ..sources.omni import Omnictl
@@ -32,16 +34,6 @@ from ..sources.proxmox import ProxmoxCluster
 from ..sources.ssh import SSHHost
 from . import in_parallel
 from .provider import find_container
-
-L_CLUSTER = "omni.sidero.dev/cluster"
-L_MACHINE_SET = "omni.sidero.dev/machine-set"
-L_CONTROL_PLANE = "omni.sidero.dev/role-controlplane"
-L_CONNECTED = "omni.sidero.dev/connected"
-L_HOSTNAME = "omni.sidero.dev/hostname"
-L_PROVIDER = "omni.sidero.dev/infra-provider-id"
-L_REQUEST_SET = "omni.sidero.dev/machine-request-set"
-GIB = 1024 ** 3
-
 
 @dataclass
 class Options:
@@ -53,34 +45,22 @@ class Options:
 # ------------------------------------------------------------------------ Omni, reduced
 
 
-def _labels(res: dict) -> dict:
-    return (res.get("metadata") or {}).get("labels") or {}
-
-
-def _spec(res: dict) -> dict:
-    return res.get("spec") or {}
-
-
-def _id(res: dict) -> str:
-    return str((res.get("metadata") or {}).get("id"))
-
-
-def _machines(spec: dict) -> dict:
-    m = spec.get("machines") or {}
+def _machines(s: dict) -> dict:
+    m = s.get("machines") or {}
     return {k: int(m.get(k) or 0) for k in ("total", "healthy", "connected", "requested")}
 
 
 def reduce_clusters(items: list[dict]) -> dict:
-    return {_id(r): {"talosversion": str(_spec(r).get("talosversion") or ""),
-                     "kubernetesversion": str(_spec(r).get("kubernetesversion") or ""),
+    return {rid(r): {"talosversion": str(spec(r).get("talosversion") or ""),
+                     "kubernetesversion": str(spec(r).get("kubernetesversion") or ""),
                      "phase": (r.get("metadata") or {}).get("phase", "running")} for r in items}
 
 
 def reduce_cluster_statuses(items: list[dict]) -> dict:
     out = {}
     for r in items:
-        s = _spec(r)
-        out[_id(r)] = {"phase": int(s.get("phase") or 0), "ready": bool(s.get("ready")),
+        s = spec(r)
+        out[rid(r)] = {"phase": int(s.get("phase") or 0), "ready": bool(s.get("ready")),
                        "available": bool(s.get("available")), "machines": _machines(s),
                        "controlplaneready": bool(s.get("controlplaneready")),
                        "kubernetesapiready": bool(s.get("kubernetesapiready")),
@@ -92,11 +72,11 @@ def reduce_cluster_statuses(items: list[dict]) -> dict:
 def reduce_machine_sets(items: list[dict]) -> dict:
     out = {}
     for r in items:
-        s, labels = _spec(r), _labels(r)
+        s, tags = spec(r), labels(r)
         alloc = s.get("machineallocation") or s.get("machineclass") or None
-        out[_id(r)] = {
-            "cluster": str(labels.get(L_CLUSTER) or ""),
-            "role": "controlplane" if L_CONTROL_PLANE in labels else "worker",
+        out[rid(r)] = {
+            "cluster": str(tags.get(L_CLUSTER) or ""),
+            "role": "controlplane" if L_CONTROL_PLANE in tags else "worker",
             "phase": int(s.get("phase") or 0), "ready": bool(s.get("ready")), "error": str(s.get("error") or ""),
             "machines": _machines(s),
             "allocation": None if not alloc or not alloc.get("name") else {
@@ -107,19 +87,19 @@ def reduce_machine_sets(items: list[dict]) -> dict:
 
 
 def reduce_controlplane_statuses(items: list[dict]) -> dict:
-    return {_id(r): {"cluster": str(_labels(r).get(L_CLUSTER) or ""),
+    return {rid(r): {"cluster": str(labels(r).get(L_CLUSTER) or ""),
                      "conditions": [{k: c.get(k) for k in ("type", "status", "severity", "reason")}
-                                    for c in _spec(r).get("conditions") or []]} for r in items}
+                                    for c in spec(r).get("conditions") or []]} for r in items}
 
 
 def reduce_cluster_machines(items: list[dict]) -> dict:
     out = {}
     for r in items:
-        s, labels = _spec(r), _labels(r)
-        out[_id(r)] = {
-            "cluster": str(labels.get(L_CLUSTER) or ""), "machine_set": str(labels.get(L_MACHINE_SET) or ""),
-            "role": "controlplane" if L_CONTROL_PLANE in labels else "worker",
-            "connected": L_CONNECTED in labels, "hostname": str(labels.get(L_HOSTNAME) or ""),
+        s, tags = spec(r), labels(r)
+        out[rid(r)] = {
+            "cluster": str(tags.get(L_CLUSTER) or ""), "machine_set": str(tags.get(L_MACHINE_SET) or ""),
+            "role": "controlplane" if L_CONTROL_PLANE in tags else "worker",
+            "connected": L_CONNECTED in tags, "hostname": str(tags.get(L_HOSTNAME) or ""),
             "ready": bool(s.get("ready")), "stage": int(s.get("stage") or 0),
             "configapplystatus": int(s.get("configapplystatus") or 0),
             "lastconfigerror": str(s.get("lastconfigerror") or ""),
@@ -131,9 +111,9 @@ def reduce_cluster_machines(items: list[dict]) -> dict:
 def reduce_machine_classes(items: list[dict]) -> dict:
     out = {}
     for r in items:
-        s = _spec(r)
+        s = spec(r)
         auto = s.get("autoprovision") or None
-        out[_id(r)] = {"matchlabels": [str(q) for q in s.get("matchlabels") or []],
+        out[rid(r)] = {"matchlabels": [str(q) for q in s.get("matchlabels") or []],
                        "autoprovision": None if not auto else {
                            "providerid": str(auto.get("providerid") or ""),
                            "providerdata": auto.get("providerdata") or ""}}
@@ -141,27 +121,27 @@ def reduce_machine_classes(items: list[dict]) -> dict:
 
 
 def reduce_request_sets(items: list[dict]) -> dict:
-    return {_id(r): {"providerid": str(_spec(r).get("providerid") or ""),
-                     "machinecount": int(_spec(r).get("machinecount") or 0)} for r in items}
+    return {rid(r): {"providerid": str(spec(r).get("providerid") or ""),
+                     "machinecount": int(spec(r).get("machinecount") or 0)} for r in items}
 
 
 def reduce_request_statuses(items: list[dict]) -> dict:
-    return {_id(r): {"set": str(_labels(r).get(L_REQUEST_SET) or ""), "provider": str(_labels(r).get(L_PROVIDER) or ""),
-                     "stage": int(_spec(r).get("stage") or 0), "status": str(_spec(r).get("status") or ""),
-                     "error": str(_spec(r).get("error") or "")} for r in items}
+    return {rid(r): {"set": str(labels(r).get(L_REQUEST_SET) or ""), "provider": str(labels(r).get(L_PROVIDER) or ""),
+                     "stage": int(spec(r).get("stage") or 0), "status": str(spec(r).get("status") or ""),
+                     "error": str(spec(r).get("error") or "")} for r in items}
 
 
 def reduce_cluster_request_statuses(items: list[dict]) -> dict:
-    return {_id(r): {"cluster": str(_labels(r).get(L_CLUSTER) or ""),
-                     "machine_set": str(_labels(r).get(L_MACHINE_SET) or ""),
-                     "stage": int(_spec(r).get("stage") or 0), "status": str(_spec(r).get("status") or ""),
-                     "error": str(_spec(r).get("error") or "")} for r in items}
+    return {rid(r): {"cluster": str(labels(r).get(L_CLUSTER) or ""),
+                     "machine_set": str(labels(r).get(L_MACHINE_SET) or ""),
+                     "stage": int(spec(r).get("stage") or 0), "status": str(spec(r).get("status") or ""),
+                     "error": str(spec(r).get("error") or "")} for r in items}
 
 
 def reduce_machine_statuses(items: list[dict]) -> dict:
-    return {_id(r): {"labels": {str(k): ("" if v is None else str(v)) for k, v in _labels(r).items()},
-                     "talosversion": str(_spec(r).get("talosversion") or ""),
-                     "connected": bool(_spec(r).get("connected")), "cluster": str(_spec(r).get("cluster") or "")}
+    return {rid(r): {"labels": {str(k): ("" if v is None else str(v)) for k, v in labels(r).items()},
+                     "talosversion": str(spec(r).get("talosversion") or ""),
+                     "connected": bool(spec(r).get("connected")), "cluster": str(spec(r).get("cluster") or "")}
             for r in items}
 
 
@@ -208,9 +188,9 @@ def gather(site: Site, calls: CallLog, options: Options | None = None,
     if progress is not None:
         progress("omni")
     groups = {}
-    if manually_waiting(ev):
+    if waiting_in(ev.optional, None):
         groups["machines"] = lambda e: _read(e, omni, LABEL_READS)
-    if autoprovisioned_waiting(ev):
+    if waiting_in(ev.optional, site.provider.id):
         groups["requests"] = lambda e: _read(e, omni, SUPPLY_READS)
         groups["proxmox"] = lambda e: _proxmox(e, site, calls)
         groups["provider log"] = lambda e: _provider_log(e, site, calls, opts)
@@ -270,7 +250,7 @@ def _provider_log(ev: Evidence, site: Site, calls: CallLog, opts: Options) -> No
         if name is None:
             ev.fail("provider_log", "no provider container on the provider host")
             return
-        scan = LogScan(LOG_CATEGORIES, triggers=LOG_TRIGGERS, reset=START_LINE)
+        scan = LogScan(SUPPLY_CATEGORIES, triggers=SUPPLY_TRIGGERS, reset=START_LINE)
         docker.logs(host, name, tail=opts.log_tail, on_lines=scan.feed_lines)
         summary = scan.summary()
         summary["window"] = f"tail {opts.log_tail or 'all'} of {name}"

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Callable
 
 from ..calls import CallLog
 from ..errors import RunbookError
 from ..evidence import Evidence
+from ..model.ages import age
+from ..model.omni import created
 from ..site import Site
 from ..sources import docker
 from ..sources.http import probe
@@ -132,23 +133,14 @@ def summarize_machine(resource: dict) -> dict:
     spec = resource.get("spec") or {}
     return {"id": resource["metadata"]["id"], "hostname": (spec.get("network") or {}).get("hostname", ""),
             "connected": bool(spec.get("connected")), "maintenance": bool(spec.get("maintenance")),
-            "cluster": spec.get("cluster") or "", "lasterror": spec.get("lasterror") or ""}
+            "cluster": spec.get("cluster") or "", "lasterror": spec.get("lasterror") or "",
+            "talosversion": spec.get("talosversion") or ""}
 
 
 def summarize_request(resource: dict, now: float) -> dict:
     spec = resource.get("spec") or {}
     return {"id": resource["metadata"]["id"], "stage": int(spec.get("stage") or 0), "status": spec.get("status", ""),
-            "error": spec.get("error", ""), "age": age_seconds(resource["metadata"].get("created"), now)}
-
-
-def age_seconds(stamp: str | None, now: float) -> float | None:
-    """Seconds since an RFC 3339 metadata time (``2026-02-14T10:00:00Z``), or None."""
-    if not stamp:
-        return None
-    try:
-        return max(0.0, now - datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return None
+            "error": spec.get("error", ""), "uuid": spec.get("id") or "", "age": age(now, created(resource))}
 
 
 def _clusters(ev: Evidence, omni: Omnictl) -> None:

@@ -145,6 +145,15 @@ def gather(site: Site, calls: CallLog, options: Options | None = None,
     return ev
 
 
+def component_rows(ev: Evidence) -> list[dict]:
+    """One row per component: lines read, kept and erroneous, and where they came from (or why not)."""
+    rows = [{"component": name, "lines": d["lines"], "kept": len(d["kept"]), "error lines": d["error_lines"],
+             "source": d["source"]} for name, d in (ev.optional("logs") or {}).items()]
+    rows += [{"component": name[4:], "lines": None, "kept": None, "error lines": None, "source": f"unavailable: {why}"}
+             for name, why in ev.errors.items() if name.startswith("log:")]
+    return rows
+
+
 def _read(ev: Evidence, logs: dict, component: str, source: str, read: Callable[[LogDigest], object],
           keep: int) -> None:
     digest = LogDigest(keep)

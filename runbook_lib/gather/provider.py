@@ -15,10 +15,11 @@ import yaml
 
 from .. import redact
 from ..calls import CallLog
-from ..checks.provider import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE
 from ..errors import NotFound, RunbookError
 from ..evidence import Evidence
 from ..logscan import LogScan
+from ..model.provider import FLAG_ENV, PROVIDER_IMAGE, SECRET_KEYS, merged, proxmox_from_env
+from ..model.provider_log import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE
 from ..site import Site
 from ..sources import docker
 from ..sources.omni import Omnictl
@@ -27,8 +28,6 @@ from ..sources.ssh import SSHHost
 from . import in_parallel
 from .probes import curl_from
 
-PROVIDER_IMAGE = "omni-infra-provider-proxmox"
-_FLAG_ENV = {"omni_api_endpoint": "OMNI_ENDPOINT", "key": "OMNI_SERVICE_ACCOUNT_KEY"}
 
 
 @dataclass
@@ -66,18 +65,23 @@ def parse_flags(args: list[str], env: dict[str, str]) -> dict:
                 flags[key] = args[i + 1]
                 i += 1
         i += 1
-    for key, var in _FLAG_ENV.items():
+    for key, var in FLAG_ENV.items():
         if not flags.get(key) and env.get(var):
             flags[key] = env[var]
     flags["key_set"] = bool(flags.pop("key", None))  # the key itself never becomes evidence
     return flags
 
 
+def container_env(inspect: dict) -> dict[str, str]:
+    """The container's environment from `docker inspect`, unmasked: never evidence as it is."""
+    return dict(e.split("=", 1) if "=" in e else (e, "") for e in (inspect.get("Config") or {}).get("Env") or [])
+
+
 def summarize_container(inspect: dict) -> dict:
     """The parts of `docker inspect` the checks read, with secrets masked."""
     state = inspect.get("State") or {}
     config = inspect.get("Config") or {}
-    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in config.get("Env") or [])
+    env = container_env(inspect)
     args = list(inspect.get("Args") or config.get("Cmd") or [])
     flags = parse_flags(args, env)  # before masking: it needs to know whether the key is set
     return {
@@ -99,8 +103,8 @@ def summarize_container(inspect: dict) -> dict:
     }
 
 
-def summarize_config(text: str) -> tuple[dict, dict]:
-    """The provider's config.yaml: (masked summary for evidence, credentials kept private)."""
+def parse_config(text: str) -> dict:
+    """The ``proxmox:`` mapping of the provider's config.yaml."""
     try:
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -108,7 +112,12 @@ def summarize_config(text: str) -> tuple[dict, dict]:
     px = doc.get("proxmox") if isinstance(doc, dict) else None
     if not isinstance(px, dict):
         raise RunbookError("the provider's config.yaml has no 'proxmox:' mapping")
-    for key in ("password", "tokenSecret", "token"):
+    return px
+
+
+def summarize_settings(px: dict) -> tuple[dict, dict]:
+    """The provider's Proxmox settings: (masked summary for evidence, credentials kept private)."""
+    for key in SECRET_KEYS:
         redact.register(str(px.get(key) or ""))
     if px.get("username") and px.get("password"):
         login = "password"
@@ -125,6 +134,27 @@ def summarize_config(text: str) -> tuple[dict, dict]:
         "insecureSkipVerify": bool(px.get("insecureSkipVerify", False)),
     }
     creds = {k: px.get(k) for k in ("url", "username", "password", "realm", "tokenID", "tokenSecret")}
+    return summary, creds
+
+
+def read_settings(host: SSHHost, container: dict, env: dict[str, str]) -> tuple[dict, dict] | None:
+    """The provider's Proxmox settings, from its mounted ``--config-file`` and its ``PROXMOX_*``
+    variables; None when it has neither. The summary's ``path`` says where they came from."""
+    path = container["flags"].get("config_file")
+    from_env = proxmox_from_env(env)
+    from_file, where = None, []
+    if path:
+        mount = next((m for m in container["mounts"] if m["destination"] == path), None)
+        if mount is None:
+            raise RunbookError(f"--config-file {path} is not a mount of the container; cannot read it")
+        from_file = parse_config(docker.read_file(host, mount["source"]))
+        where.append(f"{mount['source']} (mounted at {path})")
+    if from_env:
+        where.append("PROXMOX_* environment variables")
+    if from_file is None and not from_env:
+        return None
+    summary, creds = summarize_settings(merged(from_file, from_env))
+    summary["path"] = " and ".join(where)
     return summary, creds
 
 
@@ -182,15 +212,17 @@ def _provider_host(ev: Evidence, host: SSHHost, site: Site, opts: Options, priva
         ev.fail("logs", "no provider container")
         ev.fail("provider_config", "no provider container")
     else:
+        raw: dict = {}
         try:
-            ev.put("container", summarize_container(docker.inspect(host, name)))
+            raw = docker.inspect(host, name)
+            ev.put("container", summarize_container(raw))
         except NotFound:
             ev.put("container", None)
         except RunbookError as exc:
             ev.fail("container", str(exc))
         container = ev.optional("container")
         if container is not None:
-            _config(ev, host, container, private)
+            _config(ev, host, container, container_env(raw), private)
             _logs(ev, host, name, opts)
     omni_url = site.omni.url
     container = ev.optional("container")
@@ -206,22 +238,17 @@ def _provider_host(ev: Evidence, host: SSHHost, site: Site, opts: Options, priva
         ev.fail("proxmox_probe_from_provider", "the provider's Proxmox URL is unknown (no config.yaml read)")
 
 
-def _config(ev: Evidence, host: SSHHost, container: dict, private: _Private) -> None:
-    path = container["flags"].get("config_file")
-    if not path:
-        ev.put("provider_config", None)
-        return
-    mount = next((m for m in container["mounts"] if m["destination"] == path), None)
-    if mount is None:
-        ev.fail("provider_config", f"--config-file {path} is not a mount of the container; cannot read it")
-        return
+def _config(ev: Evidence, host: SSHHost, container: dict, env: dict[str, str], private: _Private) -> None:
     try:
-        text = docker.read_file(host, mount["source"])
-        summary, private.credentials = summarize_config(text)
-        summary["path"] = f"{mount['source']} (mounted at {path})"
-        ev.put("provider_config", summary)
+        settings = read_settings(host, container, env)
     except RunbookError as exc:
         ev.fail("provider_config", str(exc))
+        return
+    if settings is None:
+        ev.put("provider_config", None)
+        return
+    summary, private.credentials = settings
+    ev.put("provider_config", summary)
 
 
 def _logs(ev: Evidence, host: SSHHost, name: str, opts: Options) -> None:

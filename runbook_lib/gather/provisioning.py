@@ -17,13 +17,10 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Callable
 
 from .. import redact
 from ..calls import CallLog
-from ..checks.provisioning import DEFAULTS, START_LINE
-from ..checks.provisioning_model import join_chain, probe_address
 from ..errors import RunbookError, SourceError
 from ..evidence import Evidence
 from ..site import Site
@@ -31,11 +28,15 @@ from ..sources import docker
 from ..sources.omni import Omnictl
 from ..sources.proxmox import ProxmoxCluster
 from ..sources.ssh import SSHHost
+from ..model.ages import epoch
+from ..model.join import join_chain
+from ..model.network import probe_address
+from ..model.omni import L_PROVIDER, L_REQUEST_SET, labels, meta, rid, spec
+from ..model.provider_log import PROVISION_FAILED, REQUEST_TAG, START_LINE
+from ..model.talos import PORTS as TALOS_PORTS
 from . import in_parallel
-from .provider import api_base, find_container, summarize_config, summarize_container
+from .provider import api_base, container_env, find_container, read_settings, summarize_container
 
-TALOS_PORTS = (50000, 50001)
-REQUEST_TAG = "machine-request."
 _OMNI_TYPES = {  # evidence name -> omnictl type
     "machine_classes": "machineclasses",
     "infraproviders": "infraproviders",
@@ -57,7 +58,7 @@ class Options:
     max_probes: int = 8  # running VMs whose Talos ports are probed
     max_agent_queries: int = 8  # running VMs asked for their addresses through the guest agent
     task_limit: int = 50  # most recent tasks read per node
-    limits: dict = field(default_factory=dict)  # overrides of checks.provisioning.DEFAULTS
+    limits: dict = field(default_factory=dict)  # the checks' time limits and Talos floor, where they differ from the defaults
 
 
 @dataclass
@@ -70,35 +71,13 @@ class _Private:
 
 # ------------------------------------------------------------------------------------- Omni
 
-def epoch(stamp) -> float | None:
-    """An Omni RFC 3339 time (``2026-11-27T10:00:00Z``) in Unix seconds."""
-    if not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def _meta(res: dict) -> dict:
-    return res.get("metadata") or {}
-
-
-def _spec(res: dict) -> dict:
-    return res.get("spec") or {}
-
-
-def _labels(res: dict) -> dict:
-    return _meta(res).get("labels") or {}
-
-
 def summarize_classes(items: list[dict]) -> list[dict]:
     """Auto-provision machine classes (those with a provider id)."""
     out = []
     for res in items:
-        auto = _spec(res).get("autoprovision") or {}
+        auto = spec(res).get("autoprovision") or {}
         if auto.get("providerid"):
-            out.append({"id": _meta(res).get("id"), "providerid": auto.get("providerid"),
+            out.append({"id": rid(res), "providerid": auto.get("providerid"),
                         "providerdata": auto.get("providerdata") or ""})
     return out
 
@@ -107,18 +86,18 @@ def summarize_requests(items: list[dict], provider_id: str) -> list[dict]:
     """The provider's machine requests (by the infra-provider-id label; unlabelled ones are kept)."""
     out = []
     for res in items:
-        labels = _labels(res)
-        pid = labels.get("omni.sidero.dev/infra-provider-id")
+        tags = labels(res)
+        pid = tags.get(L_PROVIDER)
         if pid not in (None, "", provider_id):
             continue
-        out.append({"id": _meta(res).get("id"), "set": labels.get("omni.sidero.dev/machine-request-set") or "",
-                    "created": epoch(_meta(res).get("created")), "phase": _meta(res).get("phase") or "running",
-                    "talosversion": _spec(res).get("talosversion") or ""})
+        out.append({"id": rid(res), "set": tags.get(L_REQUEST_SET) or "",
+                    "created": epoch(meta(res).get("created")), "phase": meta(res).get("phase") or "running",
+                    "talosversion": spec(res).get("talosversion") or ""})
     return sorted(out, key=lambda r: r["id"])
 
 
 def _by_id(items: list[dict], pick: Callable[[dict], dict]) -> dict:
-    return {_meta(res).get("id"): {**pick(_spec(res)), "updated": epoch(_meta(res).get("updated"))} for res in items}
+    return {rid(res): {**pick(spec(res)), "updated": epoch(meta(res).get("updated"))} for res in items}
 
 
 def summarize_omni(name: str, items: list[dict], provider_id: str):
@@ -126,7 +105,7 @@ def summarize_omni(name: str, items: list[dict], provider_id: str):
     if name == "machine_classes":
         return summarize_classes(items)
     if name == "infraproviders":
-        return sorted(_meta(r).get("id") for r in items)
+        return sorted(rid(r) for r in items)
     if name == "machine_requests":
         return summarize_requests(items, provider_id)
     if name == "request_statuses":
@@ -140,7 +119,7 @@ def summarize_omni(name: str, items: list[dict], provider_id: str):
             "connected": bool(s.get("connected")), "talosversion": s.get("talosversion") or "",
             "addresses": list((s.get("network") or {}).get("addresses") or []),
             "maintenance": bool(s.get("maintenance")), "lasterror": s.get("lasterror") or "",
-            "cluster": s.get("cluster") or ""})
+            "cluster": s.get("cluster") or "", "role": int(s.get("role") or 0)})
     if name == "machines":
         return _by_id(items, lambda s: {"connected": bool(s.get("connected"))})
     if name == "links":
@@ -250,7 +229,7 @@ class ProvisionLog:
     history). Memory is bounded by the number of distinct (request, step) pairs kept.
     """
 
-    FAILED = "machine provision failed"
+    FAILED = PROVISION_FAILED
 
     def __init__(self, now: float, max_pairs: int = 2000):
         self.now = now
@@ -325,12 +304,13 @@ def _provider_host(ev: Evidence, host: SSHHost, site: Site, opts: Options, priva
         ev.fail("provider_user", "no provider container on the provider host")
         return
     try:
-        container = summarize_container(docker.inspect(host, name))
+        raw = docker.inspect(host, name)
+        container = summarize_container(raw)
     except RunbookError as exc:
         ev.fail("provision_log", str(exc))
         ev.fail("provider_user", str(exc))
         return
-    _config(ev, host, container, private)
+    _config(ev, host, container, container_env(raw), private)
     scan = ProvisionLog(time.time())
     try:
         docker.logs(host, name, tail=opts.log_tail, since=opts.log_since, on_lines=scan.feed_lines)
@@ -347,17 +327,16 @@ def _addresses(host: SSHHost) -> list[str]:
     return parse_ip_addr(result.stdout)
 
 
-def _config(ev: Evidence, host: SSHHost, container: dict, private: _Private) -> None:
-    path = container["flags"].get("config_file")
-    mount = next((m for m in container["mounts"] if m["destination"] == path), None) if path else None
-    if mount is None:
-        ev.fail("provider_user", "the provider's config.yaml is not mounted from the host")
-        return
+def _config(ev: Evidence, host: SSHHost, container: dict, env: dict[str, str], private: _Private) -> None:
     try:
-        summary, private.credentials = summarize_config(docker.read_file(host, mount["source"]))
+        settings = read_settings(host, container, env)
     except RunbookError as exc:
         ev.fail("provider_user", str(exc))
         return
+    if settings is None:
+        ev.fail("provider_user", "the provider has neither a config file nor PROXMOX_* variables")
+        return
+    summary, private.credentials = settings
     ev.put("provider_user", provider_user(summary))
 
 
@@ -479,8 +458,7 @@ def gather(site: Site, calls: CallLog, options: Options | None = None,
            progress: Callable[[str], None] | None = None) -> Evidence:
     opts = options or Options()
     ev = Evidence()
-    ev.put("expected", {"provider_id": site.provider.id, "cluster": site.provider.cluster,
-                        **DEFAULTS, **opts.limits})
+    ev.put("expected", {"provider_id": site.provider.id, "cluster": site.provider.cluster, **opts.limits})
     ev.put("now", time.time())
     private = _Private()
     px = ProxmoxCluster(site.provider.cluster, site.proxmox[site.provider.cluster], calls)

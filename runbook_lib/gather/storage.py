@@ -18,6 +18,7 @@ import yaml
 
 from ..calls import CallLog
 from ..errors import RunbookError
+from ..model.storage import edit_distance
 from ..evidence import Evidence
 from ..site import Site
 from ..sources.omni import Omnictl
@@ -59,17 +60,6 @@ def meant_key(key: str, known: tuple[str, ...] = PROVIDER_KEYS) -> str | None:
         return table[norm]
     close = [k for n, k in table.items() if edit_distance(norm, n) <= 2 and len(n) > 4]
     return close[0] if close else None
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (small strings only)."""
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def go_string(value: Any) -> str | None:

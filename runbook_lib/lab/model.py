@@ -19,12 +19,13 @@ from typing import Any
 
 import yaml
 
+from .. import catalog
 from ..errors import ScenarioError
 
 HERE = Path(__file__).resolve().parent
 HEALTHY = HERE / "healthy.yaml"
 SCENARIOS = HERE / "scenarios"
-_SCENARIO_KEYS = {"name", "summary", "expect", "changes", "notes"}
+_SCENARIO_KEYS = {"name", "summary", "cause", "expect", "changes", "notes"}
 
 
 def merge(base: Any, patch: Any) -> Any:
@@ -83,16 +84,25 @@ def validate_scenario(doc: Any, source: str = "scenario") -> dict:
     expect = doc.get("expect", [])
     if not isinstance(expect, list) or not all(isinstance(e, str) and "." in e for e in expect):
         raise ScenarioError(f"{source}: 'expect' must be a list of finding ids like provider.key_invalid")
+    unknown_ids = [e for e in expect if e not in catalog.load()]
+    if unknown_ids:
+        raise ScenarioError(f"{source}: 'expect' names id(s) the cause catalog does not have: {', '.join(unknown_ids)}")
+    cause = doc.get("cause")
+    if expect and cause not in expect:
+        raise ScenarioError(f"{source}: 'cause' must name the one id of 'expect' that the others follow from "
+                            f"(got {cause!r})")
+    if not expect and cause is not None:
+        raise ScenarioError(f"{source}: a scenario that expects no problem has no 'cause'")
     changes = doc.get("changes", {}) or {}
     if not isinstance(changes, dict):
         raise ScenarioError(f"{source}: 'changes' must be a mapping (a patch over healthy.yaml)")
     _check_paths(changes, healthy_state(), "changes", source)
-    return {"name": doc["name"], "summary": doc["summary"], "expect": expect, "changes": changes,
+    return {"name": doc["name"], "summary": doc["summary"], "cause": cause, "expect": expect, "changes": changes,
             "notes": doc.get("notes", "")}
 
 
 # keys under which scenarios may add new entries (names of containers, resources, files ...)
-_OPEN_MAPPINGS = {"containers", "resources", "files", "storages", "tokens", "clusters", "probes", "env",
+_OPEN_MAPPINGS = {"containers", "resources", "files", "storages", "tokens", "clusters", "probes", "env", "nodes",
                   "context", "fields", "spec", "metadata", "labels", "compose", "acl",
                   "objects", "pod_logs", "status", "annotations", "selector", "matchLabels"}
 
@@ -159,6 +169,7 @@ class TwinContext:
     now: float
     ca_file: Path
     targets: dict[str, str] = field(default_factory=dict)  # "127.0.0.1:PORT" -> "omni" | "proxmox"
+    talos: dict[str, str] = field(default_factory=dict)  # address -> Talos role (talos_nodes.py), for nc
 
 
 class RequestLog:

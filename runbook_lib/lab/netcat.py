@@ -10,15 +10,25 @@ attempt prints the real program's line on stderr::
     nc: connect to 192.168.3.51 port 50000 (tcp) timed out: Operation now in progress
 
 How a connection behaves comes from the host's ``probes``, looked up by ``ADDRESS:PORT``, then
-``ADDRESS``, then ``talos`` for the Talos API ports (50000-50001) on any address:
+``ADDRESS``, then ``talos`` for the Talos API ports (50000-50001) on any address. The modes:
 
-``pass``        the port accepts (loopback addresses are really connected to instead)
-``refused``     nothing listens there: ``Connection refused`` at once
-``timeout``     a firewall drops the packets: nothing happens until ``-w`` runs out
+``pass``        as the site serves it. On the Talos ports, as Talos serves them: 50000 (apid)
+                accepts on every Talos machine, 50001 (trustd) only on a control-plane machine and
+                is refused elsewhere (a worker, or a machine in maintenance mode); an address whose only VM is stopped answers ``No route to host``
+                (ARP gets no reply on the segment); an address with no machine behind it answers
+                ``No route to host`` when it is on one of the host's own subnets and times out
+                beyond them. On any other port (an ``ADDRESS`` or ``ADDRESS:PORT`` key), ``pass``
+                simply means the port accepts.
+``drop``        a firewall DROP rule: nothing comes back until ``-w`` runs out (``timeout`` is a synonym)
+``reject``      a firewall REJECT rule: ``Connection refused`` at once (``refused`` is a synonym)
 ``unreachable`` no route: ``No route to host`` at once
 
-A non-loopback address the probes do not mention behaves like ``timeout``: nothing on the
-twin's loopback network answers for it, and the twin never sends traffic anywhere else.
+The firewall modes describe the path, so they apply whether or not a machine is behind the address.
+Roles come from ``TwinContext.talos`` (see ``talos_nodes.py``: Omni's machine statuses and the
+Proxmox VMs). Linux reports ``No route to host`` for an unanswered ARP after about 3 s; the twin
+answers at once. Loopback addresses are really connected to. A non-loopback address the probes
+do not mention, on a port other than the Talos ones, behaves like ``drop``: nothing on the twin's
+loopback network answers for it, and the twin never sends traffic anywhere else.
 """
 
 from __future__ import annotations
@@ -27,11 +37,14 @@ import asyncio
 import ipaddress
 from typing import TYPE_CHECKING
 
+from .talos_nodes import serves
+
 if TYPE_CHECKING:
     from .shell import Session
 
 TALOS_PORTS = range(50000, 50002)
-MODES = ("pass", "refused", "timeout", "unreachable")
+MODES = ("pass", "drop", "reject", "unreachable", "timeout", "refused")
+_SYNONYMS = {"drop": "timeout", "reject": "refused"}  # what each firewall mode does to a connection
 _USAGE = "usage: nc [-46CDdFhklNnrStUuvZz] [-I length] [-i interval] [-M ttl]\n" \
          "\t  [-m minttl] [-O length] [-P proxy_username] [-p source_port]\n" \
          "\t  [-q seconds] [-s sourceaddr] [-T keyword] [-V rtable] [-W recvlimit]\n" \
@@ -96,20 +109,58 @@ def _ports(word: str) -> list[int]:
     return list(range(min(first, last), max(first, last) + 1))
 
 
-def mode_for(probes: dict, address: str, port: int) -> str | None:
-    """How a connection to ``address:port`` behaves; None: really connect (loopback)."""
-    for key in (f"{address}:{port}", address):
-        if key in probes:
-            return str(probes[key])
-    try:
-        loopback = ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        loopback = False
-    if loopback:
+def mode_for(probes: dict, address: str, port: int, talos: dict | None = None,
+             local: list[str] | tuple = ()) -> str | None:
+    """How a connection to ``address:port`` ends: ``pass``, ``refused``, ``timeout`` or
+    ``unreachable`` (an unknown mode is returned as is); None: really connect (loopback).
+
+    ``talos`` maps addresses to Talos roles (``talos_nodes.talos_addresses``); ``local`` holds the
+    host's own addresses as CIDRs (which subnets it reaches without a router)."""
+    exact = f"{address}:{port}"
+    if exact in probes:
+        return _SYNONYMS.get(str(probes[exact]), str(probes[exact]))
+    if address in probes:
+        mode = str(probes[address])
+    elif _is_loopback(address):
         return None
-    if port in TALOS_PORTS:
-        return str(probes.get("talos", "pass"))
-    return "timeout"
+    elif port in TALOS_PORTS:
+        mode = str(probes.get("talos", "pass"))
+    else:
+        return "timeout"
+    if mode != "pass":
+        return _SYNONYMS.get(mode, mode)
+    if _is_loopback(address):
+        return None
+    if port not in TALOS_PORTS:  # the twin models only the Talos ports of a machine
+        return "pass"
+    role = (talos or {}).get(address)
+    if role is None:
+        return "unreachable" if _on_link(address, local) else "timeout"
+    if role == "stopped":
+        return "unreachable"
+    return "pass" if serves(role, port) else "refused"
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _on_link(address: str, local) -> bool:
+    """Whether ``address`` is on one of the subnets of the host's own addresses."""
+    try:
+        target = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for cidr in local or ():
+        try:
+            if target in ipaddress.ip_interface(str(cidr)).network:
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 async def _connect(address: str, port: int, wait: float | None) -> str:
@@ -142,7 +193,7 @@ async def main(args: list[str], sh: "Session") -> int:
     verbose = "v" in flags
     rc = 1
     for port in ports:
-        mode = mode_for(probes, address, port)
+        mode = mode_for(probes, address, port, getattr(sh.ctx, "talos", None), sh.host.get("addresses") or ())
         if mode is not None and mode not in MODES:
             await sh.io.err(f"lab twin: probes for {address}:{port}: unknown mode {mode!r}; one of {', '.join(MODES)}\n")
             return 2

@@ -27,6 +27,7 @@ import yaml
 
 from .loop import BackgroundLoop
 from .model import RequestLog, TwinContext, fill, load_scenario, scenario_state
+from .talos_nodes import talos_addresses
 
 HOST_ROLES = ("provider", "omni")
 OMNICTL_KEY = "omnictl_key"  # the secret the runbooks' omnictl uses (not the provider's key)
@@ -99,7 +100,7 @@ class Twin:
             targets = {_hostport(self.omni.url): "omni"}
             for cluster in self.clusters.values():
                 targets.update({_hostport(u): "proxmox" for u in cluster.endpoints})
-            ctx = TwinContext(now=now, ca_file=self.ca_file, targets=targets)
+            ctx = TwinContext(now=now, ca_file=self.ca_file, targets=targets, talos=talos_addresses(state))
 
             client_pub = self._write_client_key()
             known = []
@@ -217,8 +218,10 @@ class Twin:
         ssh_common = {"host": "127.0.0.1", "user": "root", "key_file": str(w / "client_key"),
                       "known_hosts": str(w / "known_hosts"), "ssh_config": "/dev/null",
                       "connect_timeout": 5, "command_timeout": 20}
-        provider_host = self.state["hosts"]["provider"]
-        container = next(iter(provider_host.get("containers") or {"omni-provider-proxmox-provider-1": {}}))
+        layout = self.state.get("layout") or {}
+        provider = {"port": self.hosts["provider"].port}
+        if layout.get("provider_container"):  # left out: the runbooks find the container by its image
+            provider["container"] = layout["provider_container"]
         site = {
             "name": self.state.get("site", "lab"),
             "omni": {
@@ -229,14 +232,16 @@ class Twin:
                             "timeout": 15},
             },
             "hosts": {
-                "omni": {**ssh_common, "port": self.hosts["omni"].port, "compose_dir": "/opt/omni"},
-                "provider": {**ssh_common, "port": self.hosts["provider"].port, "container": container},
+                "omni": {**ssh_common, "port": self.hosts["omni"].port,
+                         "compose_dir": layout.get("omni_compose_dir", "/opt/omni")},
+                "provider": {**ssh_common, **provider},
             },
             "proxmox": {},
-            "provider": {"id": "proxmox", "cluster": "matrix"},
+            "provider": {"id": layout.get("provider_id", "proxmox"),
+                         "cluster": layout.get("provider_cluster", "matrix")},
             **self._kubernetes_site(),
         }
-        guests = {"matrix": {"provider_lxc": 200}, "quantum": {"omni_vm": 101}}
+        guests = layout.get("guests") or {}
         for name, cluster in self.clusters.items():
             site["proxmox"][name] = {
                 "endpoints": list(cluster.endpoints),

@@ -168,7 +168,12 @@ def _unverified_cert(host: str, port: int, deadline: _Deadline) -> bytes | None:
 
 def probe(url: str, calls: CallLog, ca_file: str | None = None, verify: bool = True,
           timeout: float = 5) -> HttpProbe:
-    """``GET url`` once, within ``timeout`` seconds in all, and report what happened."""
+    """``GET url`` once, within ``timeout`` seconds in all, and report what happened (made once per
+    run when the run shares its reads)."""
+    return calls.once(("http", url, ca_file, verify), lambda: _probe(url, calls, ca_file, verify, timeout))
+
+
+def _probe(url: str, calls: CallLog, ca_file: str | None, verify: bool, timeout: float) -> HttpProbe:
     parts = urlsplit(url)
     https = parts.scheme == "https"
     host = parts.hostname or ""

@@ -147,9 +147,13 @@ class Omnictl:
 
     # --- commands --------------------------------------------------------------------------------
     def run(self, args: list[str], timeout: float | None = None, *, check: bool = True) -> CommandResult:
-        """``omnictl [global flags] ARGS``; a classified error when it fails (unless ``check=False``)."""
-        timeout = float(timeout or self.options.timeout)
+        """``omnictl [global flags] ARGS``; a classified error when it fails (unless ``check=False``).
+        When the run shares its reads, the same command runs once."""
         argv = [*self.global_flags(), *args]
+        return self.calls.once(("omnictl", check, *argv), lambda: self._run(argv, timeout, check))
+
+    def _run(self, argv: list[str], timeout: float | None, check: bool) -> CommandResult:
+        timeout = float(timeout or self.options.timeout)
         action = "omnictl " + shlex.join(redact.mask_args(argv))
         with self.calls.record(TARGET, action) as call:
             binary = self.binary()
@@ -176,8 +180,7 @@ class Omnictl:
         if selector:
             args += ["-l", selector]
         args += ["-o", "json"]
-        result = self.run(args, timeout=timeout)
-        return parse_objects(result.stdout)
+        return parse_objects(self.run(args, timeout=timeout).stdout)
 
     def version(self, timeout: float | None = None) -> CommandResult:
         """``omnictl version``: the client's version and the server's, which it has to reach."""

@@ -17,6 +17,7 @@ proxmoxer raises three unrelated families, told apart here:
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
@@ -327,6 +328,14 @@ class ProxmoxCluster:
         raise last
 
     def _get_on(self, index: int, path: str, params: dict) -> Any:
+        """One GET on one endpoint; with the site's credentials, made once per run when reads are shared
+        (another's credentials, the provider's own, are never shared)."""
+        if self.spec is None:
+            return self._get_once(index, path, params)
+        key = ("proxmox", self.name, index, "/" + path.strip("/"), tuple(sorted(params.items())))
+        return copy.deepcopy(self.calls.once(key, lambda: self._get_once(index, path, params)))
+
+    def _get_once(self, index: int, path: str, params: dict) -> Any:
         creds = self._credentials()
         target = self.target(index)
         query = {k: v for k, v in params.items() if v is not None}

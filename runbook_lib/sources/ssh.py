@@ -42,6 +42,7 @@ CHUNK = 65536
 KILL_AFTER = 2  # seconds the remote `timeout` waits after TERM before KILL
 LOCAL_GRACE = 1.0  # the local deadline is the command timeout plus this
 RUN_MAX_BYTES = 8 << 20  # run() keeps at most this much of each stream
+SHARED_STREAM_BYTES = 32 << 20  # a shared stream keeps at most this much for the callers after the first
 TIMEOUT_RC = 124  # what `timeout` exits with when the command ran out of time
 
 __all__ = ["SSHHost", "CommandResult", "Endpoint", "resolve_endpoint"]
@@ -282,7 +283,11 @@ class SSHHost:
         """Run a command and collect both outputs (each kept up to ``max_bytes``).
 
         A non-zero exit code is returned, not raised. Running out of time raises ``TimedOut``.
+        When the run shares its reads, the same command on the same host runs once.
         """
+        return self.calls.once(("ssh", self.name, tuple(argv), max_bytes), lambda: self._run(argv, timeout, max_bytes))
+
+    def _run(self, argv: list[str], timeout: float | None, max_bytes: int) -> CommandResult:
         out, err = Bounded(max_bytes), Bounded(max_bytes)
         rc, seconds, bytes_in = self._execute(
             argv, timeout, out.add, err.add, truncated=lambda: bool(out.overflow or err.overflow)
@@ -307,7 +312,36 @@ class SSHHost:
         replaced (and counted in ``replaced``), and a line longer than ``max_line`` bytes arrives
         cut, ending in a marker that says how much was dropped. The result's stdout/stderr are
         the last ``tail_lines`` lines of each stream.
+
+        When the run shares its reads, the same command on the same host is streamed once: the
+        first caller's lines are kept (up to :data:`SHARED_STREAM_BYTES`) and replayed to the others;
+        a longer output is streamed again for each caller rather than held.
         """
+        args = (argv, timeout, max_line, tail_lines)
+        if self.calls.shared is None:
+            return self._stream(*args, on_line=on_line, on_lines=on_lines)
+        kept = _Kept(SHARED_STREAM_BYTES)
+
+        def first() -> tuple[CommandResult, list | None]:
+            res = self._stream(*args, on_line=on_line, on_lines=on_lines, keep=kept)
+            return res, (None if kept.overflow else kept.batches)
+
+        (result, batches), owner = self.calls.shared.once(("stream", self.name, tuple(argv), max_line), first)
+        if owner:
+            return result
+        if batches is None:
+            return self._stream(*args, on_line=on_line, on_lines=on_lines)
+        for name, batch in batches:
+            if on_lines is not None:
+                on_lines(name, list(batch))
+            else:
+                for line in batch:
+                    on_line(name, line)
+        return result
+
+    def _stream(self, argv: list[str], timeout: float | None, max_line: int, tail_lines: int, *,
+                on_line: Callable[[str, str], None] | None, on_lines: Callable[[str, list[str]], None] | None,
+                keep: "_Kept | None" = None) -> CommandResult:
         tails = {"stdout": Tail(tail_lines), "stderr": Tail(tail_lines)}
 
         def deliver(name: str) -> Callable[[list[str]], None]:
@@ -315,6 +349,8 @@ class SSHHost:
 
             def lines(batch: list[str]) -> None:
                 tail.extend(batch)
+                if keep is not None:
+                    keep.add(name, batch)
                 if on_lines is not None:
                     on_lines(name, batch)
                     return
@@ -400,6 +436,25 @@ class SSHHost:
                 )
             call.detail = f"rc={rc}"
             return rc, seconds, received
+
+
+class _Kept:
+    """The batches of lines a shared stream delivered, kept for the callers after the first, up to a size."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.size = 0
+        self.overflow = False
+        self.batches: list[tuple[str, tuple[str, ...]]] = []
+
+    def add(self, stream: str, batch: list[str]) -> None:
+        if self.overflow:
+            return
+        self.size += sum(len(line) for line in batch)
+        if self.size > self.limit:
+            self.overflow, self.batches = True, []
+            return
+        self.batches.append((stream, tuple(batch)))
 
 
 class _ConsumerFailed(Exception):

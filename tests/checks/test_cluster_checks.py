@@ -9,9 +9,12 @@ import re
 import pytest
 
 from runbook_lib.checks import registered, run_checks
-from runbook_lib.checks.cluster import (GIB, LOG_CATEGORIES, LOG_TRIGGERS, autoprovisioned_waiting, class_needs,
-                                        headroom, label_query_matches, manually_waiting, parse_label_query,
-                                        selector_picks)
+from runbook_lib.checks.cluster import autoprovisioned_waiting, manually_waiting
+from runbook_lib.model.capacity import headroom
+from runbook_lib.model.labels import label_query_matches, parse_label_query
+from runbook_lib.model.machineclass import GIB, class_needs
+from runbook_lib.model.provider_log import SUPPLY_CATEGORIES as LOG_CATEGORIES, SUPPLY_TRIGGERS as LOG_TRIGGERS
+from runbook_lib.model.storage import NO_MATCH, UNDECIDED, pick_pool
 from runbook_lib.evidence import Evidence
 from runbook_lib.gather.cluster import reduce_cluster_machines, reduce_machine_sets, reduce_machine_statuses
 from runbook_lib.logscan import LogScan
@@ -302,12 +305,12 @@ def test_class_needs_reads_provider_data():
 
 def test_selector_takes_the_first_match_in_api_order_and_evaluates_cel():
     rows = storage_rows()
-    assert selector_picks('name == "vm_ssd"', rows, "pve1")["storage"] == "vm_ssd"
-    assert selector_picks('storageType == "lvmthin" && availableSpace > 100000000000u', rows, "pve1")["storage"] \
+    assert pick_pool('name == "vm_ssd"', rows, "pve1")[0]["storage"] == "vm_ssd"
+    assert pick_pool('storageType == "lvmthin" && availableSpace > 100000000000u', rows, "pve1")[0]["storage"] \
         == "local-lvm"
-    assert selector_picks('name.startsWith("local")', rows, "pve1")["storage"] == "local"
-    assert selector_picks('name == "nvme"', rows, "pve1") is None
-    assert selector_picks("type == 'lvmthin'", rows, "pve1") == "undecided"  # cel-go rejects it; celpy would not
+    assert pick_pool('name.startsWith("local")', rows, "pve1")[0]["storage"] == "local"
+    assert pick_pool('name == "nvme"', rows, "pve1") == (None, NO_MATCH)
+    assert pick_pool("type == 'lvmthin'", rows, "pve1") == (None, UNDECIDED)  # cel-go rejects it; celpy would not
 
 
 def test_headroom_counts_memory_per_node_and_shared_storage_once():

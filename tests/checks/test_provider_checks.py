@@ -7,7 +7,8 @@ import copy
 import pytest
 
 from runbook_lib.checks import registered, run_checks
-from runbook_lib.checks.provider import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE, normalize_url
+from runbook_lib.checks.provider import normalize_url
+from runbook_lib.model.provider_log import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE
 from runbook_lib.evidence import Evidence
 from runbook_lib.logscan import LogScan
 from provider_lines import (ID_MUST_MATCH, INSECURE, INVALID_SIGNATURE, NOT_AUTHORIZED, NOT_REGISTERED, PROXY_403,

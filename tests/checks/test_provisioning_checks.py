@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
-from runbook_lib.checks import registered, run_checks
-from runbook_lib.checks.provisioning_model import (
-    GIB,
-    capacity,
-    class_problems,
-    effective_privileges,
-    join_chain,
-    missing_privileges,
-    pick_pool,
-    probe_address,
-    same_segment,
-    selector_matches,
-)
+from runbook_lib.checks import run_checks
+from runbook_lib.model.capacity import capacity
+from runbook_lib.model.join import join_chain
+from runbook_lib.model.machineclass import GIB, class_problems
+from runbook_lib.model.network import probe_address, same_segment
+from runbook_lib.model.privileges import effective_privileges, missing_privileges
+from runbook_lib.model.storage import NO_MATCH, UNDECIDED, pick_pool
 from runbook_lib.evidence import Evidence
 from runbook_lib.gather.provisioning import (
     ProvisionLog,
@@ -37,12 +29,6 @@ from runbook_lib.gather.provisioning import (
 from provider_lines import NOT_AUTHORIZED, START
 
 NOW = 1_800_000_000.0
-CAUSES = Path(__file__).resolve().parents[3] / "shared" / "guide" / "causes.md"  # shared/ beside the repository
-IDS = {"provisioning.no_vms", "provisioning.insufficient_resources", "provisioning.machineclass_invalid",
-       "provisioning.permission_denied", "provisioning.no_iso_storage", "provisioning.step_failed",
-       "provisioning.vm_not_running", "provisioning.l2_adjacency", "provisioning.talos_version",
-       "provisioning.firewall", "provisioning.stuck", "provisioning.bootstrap_failed",
-       "provisioning.vm_cannot_reach_omni", "provisioning.waiting_resources"}
 CP, WK = "homelab-control-planes-pnsg8n", "homelab-workers-x7kq2m"
 CP_ID, WK_ID = "9a41c2e7-6b3d-4f08-a5c1-2e7d9b0f4a63", "5d3c6f0e-8b1a-4f7e-9c2d-1a2b3c4d5e6f"
 ALL_PRIVS = ["Datastore.AllocateSpace", "Datastore.AllocateTemplate", "Datastore.Audit", "SDN.Use", "Sys.Audit",
@@ -66,8 +52,8 @@ def healthy() -> dict:
                 storage("vm_ssd")]
     request = lambda rid, rset, created: {"id": rid, "set": rset, "created": created, "phase": "running",  # noqa: E731
                                           "talosversion": "v1.9.3"}
-    machine = lambda addr: {"connected": True, "talosversion": "v1.9.3", "addresses": [addr],  # noqa: E731
-                            "maintenance": False, "lasterror": "", "cluster": "homelab"}
+    machine = lambda addr, role: {"connected": True, "talosversion": "v1.9.3", "addresses": [addr],  # noqa: E731
+                                  "maintenance": False, "lasterror": "", "cluster": "homelab", "role": role}
     return {
         "expected": {"provider_id": "proxmox", "cluster": "matrix", "vm_grace": 120, "join_grace": 600,
                      "stuck_after": 900, "task_stuck_after": 600, "min_talos_version": "1.5.0"},
@@ -91,7 +77,7 @@ def healthy() -> dict:
                  "updated": NOW - 89700},
             WK: {"stage": 3, "status": "Waiting for the machine to join Omni", "error": "", "machineuuid": WK_ID,
                  "updated": NOW - 86100}},
-        "machine_statuses": {CP_ID: machine("192.168.3.52/24"), WK_ID: machine("192.168.3.51/24")},
+        "machine_statuses": {CP_ID: machine("192.168.3.52/24", 1), WK_ID: machine("192.168.3.51/24", 2)},
         "machines": {CP_ID: {"connected": True, "updated": None}, WK_ID: {"connected": True, "updated": None}},
         "links": {CP_ID: {"connected": True, "lastendpoint": "192.168.3.52:51820"},
                   WK_ID: {"connected": True, "lastendpoint": "192.168.3.51:51820"}},
@@ -108,8 +94,9 @@ def healthy() -> dict:
         "provision_log": {"lines": 3, "starts": 1, "window": "test", "failures": [], "dropped": 0},
         "provider_addresses": ["192.168.3.10/24"],
         "agent_addresses": {},
-        "talos_probes": {r: {"address": a, "ports": {"50000": "ok", "50001": "ok"}, "lines": []}
-                         for r, a in ((CP, "192.168.3.52"), (WK, "192.168.3.51"))},
+        "talos_probes": {CP: {"address": "192.168.3.52", "ports": {"50000": "ok", "50001": "ok"}, "lines": []},
+                         # a worker runs no trustd: 50001 refused is how Talos is built
+                         WK: {"address": "192.168.3.51", "ports": {"50000": "ok", "50001": "refused"}, "lines": []}},
     }
 
 
@@ -123,12 +110,6 @@ def problems(items: dict, errors: dict | None = None) -> set[str]:
 
 def finding(items: dict, fid: str):
     return next(f for f in run_checks("provisioning", Evidence(items)) if f.id == fid)
-
-
-def test_every_catalog_id_has_a_check():
-    assert set(registered("provisioning")) == IDS
-    if CAUSES.is_file():  # the catalog itself, where shared/ is at hand
-        assert set(re.findall(r"`(provisioning\.[a-z0-9_]+)`", CAUSES.read_text())) == IDS
 
 
 def test_healthy_evidence_is_all_ok():
@@ -266,8 +247,9 @@ def case_request_failed():
     pytest.param(case_waiting_task, {"provisioning.stuck", "provisioning.waiting_resources",
                                      "provisioning.vm_not_running"}, id="long-task"),
     pytest.param(case_vm_stopped, {"provisioning.vm_not_running"}, id="vm-stopped"),
-    pytest.param(case_other_vlan, {"provisioning.l2_adjacency", "provisioning.vm_cannot_reach_omni"}, id="other-vlan"),
-    pytest.param(case_never_joined, {"provisioning.vm_cannot_reach_omni"}, id="never-joined"),
+    pytest.param(case_other_vlan, {"provisioning.l2_adjacency", "provisioning.vm_cannot_reach_omni",
+                                   "provisioning.stuck"}, id="other-vlan"),
+    pytest.param(case_never_joined, {"provisioning.vm_cannot_reach_omni", "provisioning.stuck"}, id="never-joined"),
     pytest.param(case_old_talos, {"provisioning.talos_version"}, id="talos-too-old"),
     pytest.param(case_wrong_iso, {"provisioning.talos_version"}, id="talos-not-requested"),
     pytest.param(case_firewall, {"provisioning.firewall"}, id="firewall"),
@@ -304,7 +286,10 @@ def test_young_requests_and_vms_get_their_grace():
     assert problems(ev) == {"provisioning.no_vms"}  # no VM after 13 min, not yet stuck (15 min)
     ev = case_never_joined()
     ev["vms"]["homelab-workers-z4bq9h"]["uptime"] = 120
-    assert problems(ev) == set()  # booted two minutes ago: still joining
+    ev["machine_requests"][-1]["created"] = NOW - 600
+    assert problems(ev) == set()  # requested ten minutes ago, booted two minutes ago: still joining
+    ev["machine_requests"][-1]["created"] = NOW - 1900
+    assert problems(ev) == {"provisioning.stuck"}  # still joining, but requested half an hour ago
 
 
 def test_one_failure_is_a_retry_not_a_failing_step():
@@ -323,6 +308,83 @@ def test_torn_down_requests_are_left_alone():
 
 def test_a_vm_still_being_created_is_not_reported_as_stopped():
     assert "provisioning.vm_not_running" not in problems(case_stuck())
+
+
+# --- Talos ports by role ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("role, ports, blocked", [
+    pytest.param(2, {"50000": "ok", "50001": "refused"}, False, id="worker-without-trustd"),
+    pytest.param(2, {"50000": "ok", "50001": "timeout"}, False, id="worker-50001-dropped-is-not-served-anyway"),
+    pytest.param(2, {"50000": "timeout", "50001": "timeout"}, True, id="worker-dropped"),
+    pytest.param(2, {"50000": "refused", "50001": "refused"}, True, id="worker-rejected"),
+    pytest.param(2, {"50000": "unreachable", "50001": "unreachable"}, True, id="worker-no-route"),
+    pytest.param(1, {"50000": "ok", "50001": "refused"}, True, id="control-plane-without-trustd"),
+    pytest.param(1, {"50000": "ok", "50001": "timeout"}, True, id="control-plane-50001-dropped"),
+    pytest.param(0, {"50000": "ok", "50001": "refused"}, False, id="role-unknown-judged-on-apid"),
+])
+def test_firewall_judges_each_node_by_its_role(role, ports, blocked):
+    ev = healthy()
+    ev["machine_statuses"][WK_ID]["role"] = role
+    ev["talos_probes"][WK]["ports"] = ports
+    f = finding(ev, "provisioning.firewall")
+    assert f.status == ("problem" if blocked else "ok"), f.evidence
+    if blocked:
+        assert any(WK in line and "timed out" in line or "refused" in line or "no route" in line for line in f.evidence)
+
+
+def test_a_node_that_answers_nothing_while_omni_lost_it_too_is_down_not_filtered():
+    ev = lost_connection(healthy(), CP_ID)
+    ev["talos_probes"][CP]["ports"] = {"50000": "unreachable", "50001": "unreachable"}
+    f = finding(ev, "provisioning.firewall")
+    assert f.status == "ok" and "answer nothing at all" in f.summary, f
+    ev = healthy()  # the same answers from a machine Omni still hears from: a REJECT rule
+    ev["talos_probes"][CP]["ports"] = {"50000": "unreachable", "50001": "unreachable"}
+    assert finding(ev, "provisioning.firewall").status == "problem"
+
+
+def test_firewall_names_what_each_answer_means():
+    ev = healthy()
+    ev["talos_probes"][WK]["ports"] = {"50000": "timeout", "50001": "timeout"}
+    f = finding(ev, "provisioning.firewall")
+    assert "drops the packets" in f.evidence[0] and "(worker)" in f.evidence[0]
+
+
+# --- never, and stuck: evidence of exactly that -----------------------------------------------------
+
+def lost_connection(ev: dict, uuid: str) -> dict:
+    ev["machine_statuses"][uuid]["connected"] = False
+    ev["machines"][uuid]["connected"] = False
+    ev["links"][uuid]["connected"] = False
+    return ev
+
+
+def test_a_machine_that_lost_its_connection_never_reads_as_never_connected():
+    ev = lost_connection(lost_connection(healthy(), CP_ID), WK_ID)
+    assert problems(ev) == set()  # the cluster and health findings report a lost connection
+    f = finding(ev, "provisioning.vm_cannot_reach_omni")
+    assert any("a lost connection" in line and "192.168.3.52:51820" in line for line in f.evidence)
+
+
+def test_only_the_link_history_is_enough_to_know_it_joined():
+    ev = lost_connection(healthy(), WK_ID)
+    del ev["machine_statuses"][WK_ID], ev["cluster_machine_statuses"][WK_ID]
+    assert "provisioning.vm_cannot_reach_omni" not in problems(ev)
+    ev["links"][WK_ID]["lastendpoint"] = ""
+    assert {"provisioning.vm_cannot_reach_omni", "provisioning.stuck"} <= problems(ev)
+
+
+def test_a_provisioned_request_whose_machine_never_joined_is_stuck():
+    ev = new_request(healthy(), "homelab-workers-p2x9", 2400, 2, "Provision Complete", uuid="feed", cluster_stage=3)
+    ev = new_vm(ev, "homelab-workers-p2x9", uptime=2300)
+    ev["links"]["feed"] = {"connected": False, "lastendpoint": ""}
+    f = finding(ev, "provisioning.stuck")
+    assert f.status == "problem" and "request status PROVISIONED" in f.evidence[0], f.evidence
+    assert "its machine never joined Omni" in f.evidence[0]
+
+
+def test_a_failed_request_past_the_limit_is_stuck_as_well():
+    ev = new_request(healthy(), "homelab-workers-m8tx4c", 1800, 3, "", "failed to create schematic", cluster_stage=5)
+    assert {"provisioning.stuck", "provisioning.step_failed", "provisioning.no_vms"} == problems(ev)
 
 
 # --- missing evidence -----------------------------------------------------------------------------
@@ -397,11 +459,11 @@ def test_a_pool_that_cannot_hold_disks_leaves_space_undecided():
 
 def test_selector_evaluation():
     lvm = storage("local-lvm", "lvmthin", avail_gib=600)
-    assert selector_matches('name == "local-lvm"', lvm, "pve1") is True
-    assert selector_matches('storageType == "lvmthin" && availableSpace > 100000000000u', lvm, "pve1") is True
-    assert selector_matches('storageType == "lvmthin" && availableSpace > 1000000000000u', lvm, "pve1") is False
-    assert selector_matches('node == "pve2"', lvm, "pve1") is False
-    assert selector_matches("", lvm, "pve1") is None
+    assert pick_pool('name == "local-lvm"', [lvm], "pve1")[0] is lvm
+    assert pick_pool('storageType == "lvmthin" && availableSpace > 100000000000u', [lvm], "pve1")[0] is lvm
+    assert pick_pool('storageType == "lvmthin" && availableSpace > 1000000000000u', [lvm], "pve1") == (None, NO_MATCH)
+    assert pick_pool('node == "pve2"', [lvm], "pve1") == (None, NO_MATCH)
+    assert pick_pool("", [lvm], "pve1") == (None, UNDECIDED)
     picked, _ = pick_pool('storageType == "rbd" || name.startsWith("local")',
                           [storage("local", "dir"), storage("vm_ssd")], "pve1")
     assert picked["storage"] == "local"  # first match in API order wins

@@ -16,6 +16,7 @@ from runbook_lib.lab.certs import CA
 from runbook_lib.lab.loop import BackgroundLoop
 from runbook_lib.lab.model import RequestLog, TwinContext, load_scenario, scenario_state, validate_scenario
 from runbook_lib.lab.netcat import mode_for, parse
+from runbook_lib.lab.talos_nodes import talos_addresses
 from runbook_lib.lab.pve import GIB, NODE_DEFAULTS, node_models, start_cluster
 
 AUDIT, PROVIDER = ("runbook@pve!audit", "audit-secret"), ("omni@pve!provider", "provider-secret")
@@ -134,23 +135,81 @@ def test_the_healthy_site_and_a_scenario_still_load():
 
 # --- nc -z ------------------------------------------------------------------------------------------
 
-def run_nc(command: str, probes: dict | None = None, timeout: float = 10) -> tuple[int, str, str]:
-    host = {"probes": probes or {}}
-    ctx = TwinContext(now=time.time(), ca_file=None)
+CP, WORKER, NEW, OFF = "192.168.3.52", "192.168.3.51", "192.168.3.53", "192.168.3.54"
+ROLES = {CP: "controlplane", WORKER: "worker", NEW: "none", OFF: "stopped"}
+
+
+def run_nc(command: str, probes: dict | None = None, timeout: float = 10, talos: dict | None = None,
+           addresses: list | None = None) -> tuple[int, str, str]:
+    host = {"probes": probes or {}, "addresses": addresses or ["192.168.3.10/24"]}
+    ctx = TwinContext(now=time.time(), ca_file=None, talos=ROLES if talos is None else talos)
     return asyncio.run(asyncio.wait_for(shell.capture(command, name="provider", host=host, ctx=ctx), timeout))
 
 
-def test_nc_reports_like_netcat_openbsd():
-    rc, _, err = run_nc("nc -z -v -w 1 192.168.3.51 50000-50001", {"talos": "pass"})
-    assert rc == 0 and err.splitlines() == ["Connection to 192.168.3.51 50000 port [tcp/*] succeeded!",
-                                            "Connection to 192.168.3.51 50001 port [tcp/*] succeeded!"]
-    rc, out, err = run_nc("nc -zv -w1 192.168.3.51 50000 50001", {"talos": "refused", "192.168.3.51:50001": "pass"})
-    assert rc == 0 and out == ""  # one port answered: nc succeeds
-    assert err.splitlines()[0] == "nc: connect to 192.168.3.51 port 50000 (tcp) failed: Connection refused"
-    rc, _, err = run_nc("nc -z -w 1 192.168.3.51 50000", {"talos": "unreachable"})
+def test_nc_answers_the_talos_ports_as_talos_serves_them():
+    rc, _, err = run_nc(f"nc -z -v -w 1 {CP} 50000-50001", {"talos": "pass"})
+    assert rc == 0 and err.splitlines() == [f"Connection to {CP} 50000 port [tcp/*] succeeded!",
+                                            f"Connection to {CP} 50001 port [tcp/*] succeeded!"]
+    for address in (WORKER, NEW):  # trustd runs on control planes only; maintenance mode serves apid only
+        rc, _, err = run_nc(f"nc -z -v -w 1 {address} 50000 50001")
+        assert rc == 0 and err.splitlines() == [
+            f"Connection to {address} 50000 port [tcp/*] succeeded!",
+            f"nc: connect to {address} port 50001 (tcp) failed: Connection refused"]
+
+
+def test_nc_finds_nobody_behind_a_stopped_vm_or_a_free_address():
+    for address in (OFF, "192.168.3.99"):  # on the provider host's segment: ARP gets no answer
+        rc, _, err = run_nc(f"nc -z -v -w 1 {address} 50000")
+        assert rc == 1 and err == f"nc: connect to {address} port 50000 (tcp) failed: No route to host\n"
+    start = time.monotonic()  # beyond the host's subnets: the router forwards, nobody answers
+    rc, _, err = run_nc("nc -z -v -w 0.3 10.20.0.5 50000")
+    assert rc == 1 and "timed out" in err and time.monotonic() - start >= 0.25
+
+
+def test_nc_firewall_modes_apply_to_every_talos_port():
+    rc, _, err = run_nc(f"nc -z -v -w 1 {CP} 50000 50001", {"talos": "reject"})
+    assert rc == 1 and err.splitlines() == [f"nc: connect to {CP} port 50000 (tcp) failed: Connection refused",
+                                            f"nc: connect to {CP} port 50001 (tcp) failed: Connection refused"]
+    start = time.monotonic()
+    rc, _, err = run_nc(f"nc -z -v -w 0.2 {CP} 50000 50001", {"talos": "drop"})
+    assert rc == 1 and time.monotonic() - start >= 0.35  # each port waits for -w
+    assert err.count("timed out: Operation now in progress") == 2
+    rc, _, err = run_nc(f"nc -z -v -w 1 {OFF} 50000", {"talos": "drop"})  # a firewall rule wins over the VM state
+    rc2, _, _ = run_nc(f"nc -z -w 0.2 {CP} 50000", {"talos": "timeout"})
+    assert (rc, rc2) == (1, 1) and "timed out" in err
+    rc, _, err = run_nc(f"nc -z -v -w 1 {WORKER} 50000 50001", {"talos": "unreachable"})
+    assert rc == 1 and err.count("No route to host") == 2
+
+
+def test_nc_per_address_overrides():
+    probes = {"talos": "reject", CP: "pass", f"{WORKER}:50001": "pass"}
+    rc, _, err = run_nc(f"nc -z -v -w 1 {CP} 50000 50001", probes)  # an address given `pass`: as Talos serves
+    assert rc == 0 and "Connection refused" not in err
+    rc, out, err = run_nc(f"nc -zv -w1 {WORKER} 50000 50001", probes)  # address:port `pass`: that port accepts
+    assert rc == 0 and out == ""
+    assert err.splitlines() == [f"nc: connect to {WORKER} port 50000 (tcp) failed: Connection refused",
+                                f"Connection to {WORKER} 50001 port [tcp/*] succeeded!"]
+    rc, _, err = run_nc(f"nc -z -w 1 {CP} 50000", {CP: "unreachable"})
     assert (rc, err) == (1, "")  # without -v a failed connection prints nothing
-    rc, _, err = run_nc("nc -z -v -w 1 192.168.3.51 50000", {"192.168.3.51": "unreachable"})
-    assert err == "nc: connect to 192.168.3.51 port 50000 (tcp) failed: No route to host\n"
+    rc, _, err = run_nc(f"nc -z -v -w 1 {CP} 50000", {CP: "sideways"})
+    assert rc == 2 and "unknown mode 'sideways'" in err
+
+
+def test_roles_come_from_omni_and_the_vms():
+    state = scenario_state(load_scenario("healthy"))
+    assert talos_addresses(state) == {"192.168.3.51": "worker", "192.168.3.52": "controlplane"}
+    resources = state["omnictl"]["resources"]
+    status = resources["MachineStatuses.omni.sidero.dev/9a41c2e7-6b3d-4f08-a5c1-2e7d9b0f4a63"]
+    status["spec"]["network"]["addresses"] = ["192.168.3.62/24"]  # the VM's guest agent still says .52
+    vms = state["proxmox"]["clusters"]["matrix"]["guests"]["vms"]
+    vms[0]["status"] = "stopped"
+    vms.append({"vmid": 1009, "name": "fresh", "status": "running", "agent_addresses": ["192.168.3.70/24"]})
+    del resources["MachineRequestStatuses.omni.sidero.dev/homelab-control-planes-pnsg8n"]  # found by smbios1
+    roles = talos_addresses(state)
+    assert roles == {"192.168.3.51": "stopped", "192.168.3.52": "controlplane", "192.168.3.62": "controlplane",
+                     "192.168.3.70": "none"}
+    status["spec"]["maintenance"] = True
+    assert talos_addresses(state)["192.168.3.52"] == "none"
 
 
 def test_nc_timeout_waits_for_w():
@@ -182,5 +241,5 @@ def test_nc_command_line_errors():
     assert "not simulated" in run_nc("nc -z -e /bin/sh 10.0.0.1 1")[2]
     assert "port number invalid" in run_nc("nc -z 10.0.0.1 http")[2]
     assert parse(["-zvw", "3", "h", "1-3"]) == ({"z", "v"}, 3.0, "h", [1, 2, 3])
-    assert mode_for({}, "10.0.0.1", 22) == "timeout" and mode_for({}, "10.0.0.1", 50001) == "pass"
-    assert mode_for({}, "127.0.0.1", 50000) is None
+    assert mode_for({}, "10.0.0.1", 22) == "timeout" and mode_for({}, "10.0.0.1", 50001, {"10.0.0.1": "worker"}) == "refused"
+    assert mode_for({}, "127.0.0.1", 50000) is None and mode_for({"talos": "drop"}, "10.0.0.1", 50000) == "timeout"

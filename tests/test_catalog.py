@@ -1,0 +1,52 @@
+"""The cause catalog (runbook_lib/catalog.yaml) is the one list of finding ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from runbook_lib import catalog
+from runbook_lib.checks import registered
+from runbook_lib.errors import ScenarioError
+from runbook_lib.lab.model import validate_scenario
+
+
+@pytest.mark.parametrize("section", catalog.load().sections)
+def test_every_catalog_id_has_exactly_one_check(section):
+    assert list(registered(section)) and set(registered(section)) == set(catalog.load().ids(section))
+
+
+def test_the_guides_causes_are_all_there():
+    ids = set(catalog.load().ids())
+    assert len(ids) == 54 and {"provisioning.firewall", "cluster.etcd_quorum", "argocd.stale_error_cache",
+                                "health.clusters_healthy", "omnictl.missing", "storage.name_typo"} <= ids
+
+
+@pytest.mark.parametrize("section", catalog.load().sections)
+def test_each_runbook_page_carries_the_catalogs_table(section):
+    page = (catalog.PAGES / f"{section}.md").read_text(encoding="utf-8")
+    assert catalog.page_block(section) in page, "run `python -m runbook_lib.catalog` to refresh the page"
+
+
+def doc(**findings) -> dict:
+    return {"layers": ["proxmox", "omni"],
+            "sections": {"a": {"guide": "A", "layer": "omni",
+                               "findings": {k: {"means": "m", "decided_by": "d", **v} for k, v in findings.items()}}}}
+
+
+def test_a_broken_catalog_is_refused_with_the_reason():
+    assert catalog.parse(doc(**{"a.x": {"explains": ["a.y"]}, "a.y": {}}))["a.x"].explains == ("a.y",)
+    with pytest.raises(catalog.CatalogError, match="a.x explains unknown id"):
+        catalog.parse(doc(**{"a.x": {"explains": ["a.nope"]}}))
+    with pytest.raises(catalog.CatalogError, match="a.x -> a.y -> a.x"):
+        catalog.parse(doc(**{"a.x": {"explains": ["a.y"]}, "a.y": {"explains": ["a.x"]}}))
+    with pytest.raises(catalog.CatalogError, match="layer 'sky'"):
+        catalog.parse(doc(**{"a.x": {"layer": "sky"}}))
+    with pytest.raises(catalog.CatalogError, match="b.x: listed under section a"):
+        catalog.parse(doc(**{"b.x": {}}))
+
+
+def test_a_scenario_may_only_expect_catalog_ids():
+    good = {"name": "x", "summary": "s", "expect": ["provider.key_invalid"], "changes": {}}
+    assert validate_scenario(good)["expect"] == ["provider.key_invalid"]
+    with pytest.raises(ScenarioError, match="provider.key_invalidd"):
+        validate_scenario({**good, "expect": ["provider.key_invalidd"]})

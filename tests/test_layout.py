@@ -1,0 +1,60 @@
+"""The import rules of docs/architecture.md: sources -> gather -> checks, and model read by both.
+
+checks import the model and the evidence, never gather or sources (a check judges evidence and
+talks to nothing); gather imports sources and the model, never checks; the model imports
+neither, so what a fact means is decided in one place.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "runbook_lib"
+FORBIDDEN = {
+    "checks": ("gather", "sources", "lab"),
+    "gather": ("checks", "lab"),
+    "model": ("checks", "gather", "sources", "lab"),
+    "sources": ("checks", "gather", "model", "lab"),
+}
+
+
+def imported(path: Path) -> set[str]:
+    """The runbook_lib subpackages a module imports (relative or absolute)."""
+    return imports_of(path.read_text(encoding="utf-8"), path.relative_to(PACKAGE).parts[:-1])
+
+
+def imports_of(text: str, package: tuple[str, ...]) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(package[: len(package) - node.level + 1])
+                parts = base + (node.module.split(".") if node.module else [])
+                names = [parts + [alias.name] for alias in node.names] if not node.module else [parts]
+            else:
+                names = [node.module.split(".")[1:]] if (node.module or "").startswith("runbook_lib") else []
+            out |= {n[0] for n in names if n}
+        elif isinstance(node, ast.Import):
+            out |= {a.name.split(".")[1] for a in node.names if a.name.startswith("runbook_lib.")}
+    return out
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_imports_follow_the_flow(layer):
+    bad = {}
+    for path in sorted((PACKAGE / layer).rglob("*.py")):
+        wrong = imported(path) & set(FORBIDDEN[layer])
+        if wrong:
+            bad[str(path.relative_to(PACKAGE))] = sorted(wrong)
+    assert bad == {}
+
+
+def test_the_rule_catches_a_wrong_import():
+    assert imports_of("from ..gather.provider import find_container\n", ("checks",)) == {"gather"}
+    assert imports_of("from ..model.join import join_chain\n", ("checks",)) == {"model"}
+    assert imports_of("from .. import cel\n", ("checks",)) == {"cel"}
+    assert imports_of("from . import check\n", ("checks",)) == {"checks"}
+    assert imports_of("import runbook_lib.sources.ssh\n", ("model",)) == {"sources"}
