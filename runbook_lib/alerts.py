@@ -6,7 +6,8 @@ also when the run could not even start (an unreadable site file must page someon
 **JUnit XML** (:func:`write_junit`): one ``<testsuite>`` per run, one ``<testcase>`` per finding
 (``classname`` ``runbook.<runbook>``, ``name`` the finding id). A ``problem`` is a ``<failure>``,
 an ``unknown`` an ``<error>`` (``type`` is the status), a ``skipped`` finding ``<skipped>``; the
-text holds the evidence and the fix. A run that failed as a whole adds a ``<runbook>.run`` case
+text holds the evidence and the fix. A root cause's message starts ``root cause N:`` (1 is the one
+to fix first), a knock-on's ``explained by <id>:``. A run that failed as a whole adds a ``<runbook>.run`` case
 with an ``<error>``. Written with junitparser.
 
 **Prometheus** (:func:`write_prometheus`), for node_exporter's textfile collector, written
@@ -14,6 +15,7 @@ atomically by prometheus_client's ``write_to_textfile``::
 
     runbook_finding{runbook,site,id,status}           0 ok/skipped, 1 unknown, 2 problem (one per finding)
     runbook_findings{runbook,site,status}             how many findings have each status
+    runbook_root_cause{runbook,site,id}               one per root cause: its place in fix order (1 first)
     runbook_last_run_timestamp_seconds{runbook,site}  when the run finished (alert when it gets old)
     runbook_last_run_duration_seconds{runbook,site}
     runbook_last_run_exit_code{runbook,site}          0 ok, 1 unknown, 2 problem, 3 the run failed
@@ -69,8 +71,15 @@ def cases(verdict: Verdict) -> list[Case]:
                         "run_failed"))
     for f in verdict.sorted_findings():
         text = "\n".join(f.evidence + ([f"fix: {f.fix}"] if f.status == "problem" and f.fix else []))
-        out.append(Case(f.id, classname, _RESULT_TAG.get(f.status), f.summary, text, f.status))
+        out.append(Case(f.id, classname, _RESULT_TAG.get(f.status), _cause_prefix(verdict, f) + f.summary, text,
+                        f.status))
     return out
+
+
+def _cause_prefix(verdict: Verdict, finding) -> str:
+    if finding.id in verdict.root_causes:
+        return f"root cause {verdict.root_causes.index(finding.id) + 1}: "
+    return f"explained by {finding.explained_by[0]}: " if finding.explained_by else ""
 
 
 def write_junit(verdict: Verdict, path: str | os.PathLike) -> Path:
@@ -133,6 +142,10 @@ def write_prometheus(verdict: Verdict, path: str | os.PathLike, exit_code: int |
                    registry=registry)
     for status in STATUSES:
         totals.labels(**run, status=status).set(sum(f.status == status for f in verdict.findings))
+    roots = Gauge("runbook_root_cause", "A root cause of this run's problems: its place in fix order (1 first)",
+                  ["runbook", "site", "id"], registry=registry)
+    for place, fid in enumerate(verdict.root_causes, 1):
+        roots.labels(**run, id=fid).set(place)
     finished = verdict.finished or verdict.started
     stamp = Gauge("runbook_last_run_timestamp_seconds", "When the last run finished (Unix time)",
                   ["runbook", "site"], registry=registry)

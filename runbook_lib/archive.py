@@ -69,9 +69,12 @@ def list_runs(outputs: Path, filters: Filters | None = None, limit: int | None =
 
 
 def format_row(e: dict) -> str:
-    """One line of ``runbook records list``."""
-    failing = e.get("problems") or e.get("unknown") or []
+    """One line of ``runbook records list``: the cause to fix first, then the other failing ids."""
+    roots = e.get("root_causes") or []
+    failing = roots[:1] + [i for i in (e.get("problems") or e.get("unknown") or []) if i not in roots[:1]]
     shown = ", ".join(failing[:3]) + (f" +{len(failing) - 3}" if len(failing) > 3 else "")
+    if roots:
+        shown = "fix first " + shown
     return f"{e.get('run_id', '?'):<22} {e.get('runbook', '?'):<12} {e.get('started', ''):<20} " \
            f"{run_status(e):<8} {shown}"
 

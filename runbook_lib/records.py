@@ -378,6 +378,7 @@ def index_entry(verdict, paths: RecordPaths, exit_code: int, *, verdict_sha256: 
         "exit_code": exit_code,
         "counts": counts,
         "problems": sorted(f.id for f in verdict.findings if f.status == "problem"),
+        "root_causes": list(verdict.root_causes),
         "unknown": sorted(f.id for f in verdict.findings if f.status == "unknown"),
         "error": verdict.error,
         "record": {k: paths.relative(p, to=paths.outputs) for k, p in paths.as_dict().items()},

@@ -92,7 +92,7 @@ def test_find_by_id_prefix_and_last(archive_dir):
 
 def test_show_gives_the_verdict_provenance_and_checksums(archive_dir):
     text = archive.show(archive_dir, archive.find(archive_dir, "20261125"))
-    assert "PROBLEM  health.provider_running" in text and "Exited (2)" in text
+    assert "Fix first: health.provider_running" in text and "Exited (2)" in text
     assert "input_sha256" in text and "checksums        valid" in text
 
 
@@ -225,3 +225,16 @@ def test_findings_only_one_run_has_are_changes_only_when_they_fail():
     assert [(c.id, c.before, c.after, c.added) for c in d.status_changes] == [("provider.a", None, "problem", ["why"])]
     assert [c.id for c in d.only_checked_in_one] == ["provider.b"] and d.evidence_changes == []
     assert "checked only in the later run, all ok or skipped: provider.b" in d.text()
+
+
+def test_records_list_names_the_cause_to_fix_first(tmp_path, capsys):
+    out = tmp_path / "outputs"
+    make_record(out, "triage", "20261127T100000Z-eeee", "2026-11-27T10:00:00Z",
+                [("provider.container_down", "problem", ["docker ps -a: restarting"]),
+                 ("health.provider_running", "problem", ["restarting"]),
+                 ("provider.key_invalid", "problem", ["Unauthenticated"])])
+    [entry] = records.read_index(out)
+    assert entry["root_causes"] == ["provider.key_invalid"]
+    assert main(["records", "list", "--outputs", str(out)]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    assert row.split("problem", 1)[1].strip().startswith("fix first provider.key_invalid, ")

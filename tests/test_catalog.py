@@ -46,7 +46,18 @@ def test_a_broken_catalog_is_refused_with_the_reason():
 
 
 def test_a_scenario_may_only_expect_catalog_ids():
-    good = {"name": "x", "summary": "s", "expect": ["provider.key_invalid"], "changes": {}}
+    good = {"name": "x", "summary": "s", "cause": "provider.key_invalid", "expect": ["provider.key_invalid"],
+            "changes": {}}
     assert validate_scenario(good)["expect"] == ["provider.key_invalid"]
     with pytest.raises(ScenarioError, match="provider.key_invalidd"):
         validate_scenario({**good, "expect": ["provider.key_invalidd"]})
+
+
+def test_a_scenario_names_its_cause_among_what_it_expects():
+    base = {"name": "x", "summary": "s", "expect": ["provider.key_invalid", "provider.container_down"], "changes": {}}
+    assert validate_scenario({**base, "cause": "provider.key_invalid"})["cause"] == "provider.key_invalid"
+    for cause in (None, "provider.unhealthy"):
+        with pytest.raises(ScenarioError, match="'cause' must name"):
+            validate_scenario({**base, "cause": cause})
+    with pytest.raises(ScenarioError, match="no 'cause'"):
+        validate_scenario({**base, "expect": [], "cause": "provider.key_invalid"})

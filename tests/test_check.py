@@ -101,11 +101,16 @@ def test_each_scenario_fails_exactly_its_checks(checks, name):
         assert failure.get("message") and failure.get("type") == "problem"
         assert "fix:" in failure.text  # the evidence and the fix travel with the alert
     assert int(ET.parse(junit).getroot().find("testsuite").get("failures")) == len(expected)
+    marked = {n: cases[n].find("failure").get("message") for n in failed}
+    assert [n for n, m in marked.items() if m.startswith("root cause 1: ")] == verdict.root_causes[:1]
+    assert all(m.startswith(("root cause ", "explained by ")) for m in marked.values())
 
     values = finding_values(prom)
     assert {i for i, (status, value) in values.items() if status == "problem" and value == 2} == expected
     assert all(value == 0 for i, (status, value) in values.items() if i not in expected)
     assert prom_samples(prom)["runbook_last_run_exit_code"][0].value == 2
+    roots = {s.labels["id"]: s.value for s in prom_samples(prom)["runbook_root_cause"]}
+    assert roots == {fid: place for place, fid in enumerate(verdict.root_causes, 1)} and 1 in roots.values()
 
     line = alerts.summary_line(verdict, code)
     assert "\n" not in line and line.startswith("health PROBLEM") and all(i in line for i in expected)

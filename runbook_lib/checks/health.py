@@ -1,8 +1,8 @@
 """Quick health verification (guide: "Health Checks"): one check per ``health.*`` id.
 
-These are the checks `runbook check` runs on a schedule and `runbook triage` starts from. Each
-says whether one part of the stack is up; when it is not, :data:`POINTS_TO` names the runbooks
-that explain why.
+These are the checks `runbook check` runs on a schedule. Each says whether one part of the stack
+is up; when it is not, :data:`POINTS_TO` names the runbook that explains why (`runbook triage`
+runs them all at once).
 
 Evidence names (filled by :mod:`runbook_lib.gather.health`):
 
@@ -32,8 +32,7 @@ from ..model.ages import human_age
 from ..model.join import history
 from ..model.omni import CLUSTER_PHASES, REQUEST_FAILED
 
-# Which runbooks explain a failing health check (triage runs them): when it is a `problem`, and
-# when it is `unknown` (the check could not ask: then the runbook of the source that failed helps).
+# Which runbook explains a failing health check (the notebook's next step).
 POINTS_TO: dict[str, tuple[str, ...]] = {
     "health.omni_reachable": ("omnictl",),
     "health.omni_services": ("omnictl",),
@@ -43,15 +42,6 @@ POINTS_TO: dict[str, tuple[str, ...]] = {
     "health.machines_available": ("provisioning",),
     "health.clusters_healthy": ("cluster",),
 }
-WHEN_UNKNOWN: dict[str, tuple[str, ...]] = {
-    "health.provider_registered": ("omnictl",),
-    "health.machines_available": ("omnictl",),
-    "health.clusters_healthy": ("omnictl",),
-    "health.proxmox_api": ("provider",),
-    "health.provider_running": ("provider",),
-}
-ON_ANY_FAILURE = ("logs",)
-
 CERT_WARN_DAYS = 14
 _DOWN = ("unreachable", "timeout", "tls")  # endpoint probe kinds that mean "does not answer"
 
@@ -266,15 +256,3 @@ def clusters_healthy(ev: Evidence):
         return problem(f"cluster(s) not healthy: {', '.join(bad)}", facts)
     return ok(f"{len(clusters)} cluster(s) ready with every machine healthy", facts)
 
-
-def sections_for(findings) -> list[str]:
-    """The runbooks that explain the failing health findings, in catalog order, then ``logs``."""
-    out: list[str] = []
-    for f in findings:
-        status = f["status"] if isinstance(f, dict) else f.status
-        fid = f["id"] if isinstance(f, dict) else f.id
-        wanted = POINTS_TO if status == "problem" else WHEN_UNKNOWN if status == "unknown" else {}
-        out += [s for s in wanted.get(fid, ()) if s not in out]
-    if any((f["status"] if isinstance(f, dict) else f.status) in ("problem", "unknown") for f in findings):
-        out += [s for s in ON_ANY_FAILURE if s not in out]
-    return out

@@ -15,6 +15,7 @@ from typing import Callable
 from aiohttp import web
 
 from .certs import CA
+from .latency import delay_app
 from .net import HOST, HangListener, port_of, reserve_port
 
 CERTIFICATES = ("valid", "untrusted", "expired")
@@ -59,8 +60,9 @@ def certificate(ca: CA, kind: str, name: str, hosts: list[str], *, field_name: s
 
 
 async def start(mode: str, app: Callable[[], web.Application], cert: Callable[[], tuple[str, str]],
-                on_hang: Callable[[], None]) -> tuple[int, dict]:
-    """Start an endpoint; returns its port and the fields that stop it (see :class:`Endpoint`)."""
+                on_hang: Callable[[], None], latency: float = 0.0) -> tuple[int, dict]:
+    """Start an endpoint; returns its port and the fields that stop it (see :class:`Endpoint`).
+    ``latency``: seconds every request waits before it is handled (:mod:`.latency`)."""
     if mode == "down":
         sock = reserve_port()
         return port_of(sock), {"_reserved": sock}
@@ -70,7 +72,7 @@ async def start(mode: str, app: Callable[[], web.Application], cert: Callable[[]
     cert_file, key_file = cert()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
-    runner = web.AppRunner(app(), access_log=None)
+    runner = web.AppRunner(delay_app(app(), latency), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, HOST, 0, ssl_context=context).start()

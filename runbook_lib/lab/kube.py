@@ -225,8 +225,9 @@ class KubeServer(https.Endpoint):
 
 
 async def start_kube(model: dict, *, ca: CA, log: "RequestLog", token: str, now: float,
-                     name: str = "homelab") -> KubeServer:
-    """Serve the cluster ``model`` describes on loopback; ``token`` is the bearer token it accepts."""
+                     name: str = "homelab", latency: float = 0.0) -> KubeServer:
+    """Serve the cluster ``model`` describes on loopback; ``token`` is the bearer token it accepts;
+    every request waits ``latency`` seconds (:mod:`.latency`)."""
     store = Store(model, now)
     target = f"kubernetes {name}"
     mode = model.get("apiserver", "up")
@@ -237,7 +238,7 @@ async def start_kube(model: dict, *, ca: CA, log: "RequestLog", token: str, now:
         lambda: https.certificate(ca, model.get("certificate", "valid"), "kube-apiserver",
                                   [HOST, "localhost", "kubernetes", "kubernetes.default.svc"],
                                   field_name="kubernetes.certificate", untrusted_dir="kube-untrusted-ca"),
-        lambda: log.add("kubernetes", target, "CONNECT (never answered)"))
+        lambda: log.add("kubernetes", target, "CONNECT (never answered)"), latency)
     return KubeServer(port, store=store, **parts)
 
 

@@ -97,8 +97,19 @@ def validate_scenario(doc: Any, source: str = "scenario") -> dict:
     if not isinstance(changes, dict):
         raise ScenarioError(f"{source}: 'changes' must be a mapping (a patch over healthy.yaml)")
     _check_paths(changes, healthy_state(), "changes", source)
+    _check_latency(changes, source)
     return {"name": doc["name"], "summary": doc["summary"], "cause": cause, "expect": expect, "changes": changes,
             "notes": doc.get("notes", "")}
+
+
+def _check_latency(changes: dict, source: str) -> None:
+    """The latency knob holds seconds per kind (lab/latency.py)."""
+    from .latency import latencies
+
+    try:
+        latencies({"latency": changes.get("latency")})  # kinds it leaves out stay at healthy.yaml's 0
+    except ValueError as exc:
+        raise ScenarioError(f"{source}: changes.{exc}") from None
 
 
 # keys under which scenarios may add new entries (names of containers, resources, files ...)

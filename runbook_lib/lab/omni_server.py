@@ -55,8 +55,8 @@ class OmniServer(https.Endpoint):
     """A running Omni ``/healthz``: ``url`` is ``https://127.0.0.1:PORT``."""
 
 
-async def start_omni(model: dict, *, ca: CA, log: "RequestLog") -> OmniServer:
-    """Serve Omni's health endpoint on loopback as ``model`` describes."""
+async def start_omni(model: dict, *, ca: CA, log: "RequestLog", latency: float = 0.0) -> OmniServer:
+    """Serve Omni's health endpoint on loopback as ``model`` describes, each request ``latency`` s late."""
     healthz: Any = model.get("healthz", 200)
     mode = healthz if healthz in ("down", "hang") else "up"
     status = 200
@@ -69,7 +69,7 @@ async def start_omni(model: dict, *, ca: CA, log: "RequestLog") -> OmniServer:
     port, parts = await https.start(
         mode, lambda: _healthz_app(status, log),
         lambda: server_certificate(ca, model.get("certificate", "valid")),
-        lambda: log.add("omni", "omni", "CONNECT (never answered)"))
+        lambda: log.add("omni", "omni", "CONNECT (never answered)"), latency)
     return OmniServer(port, **parts)
 
 

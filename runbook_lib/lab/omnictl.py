@@ -7,7 +7,7 @@ scenario plus ``now`` and ``omni_url``::
     {"error": null | "unauthenticated" | "permission_denied" | "unavailable" | "x509" | "too_old"
               | "too_new" | "no_context",
      "hang": false, "resources": {"<Type>/<id>": {"metadata": {...}, "spec": {...}}},
-     "now": 1795770000, "omni_url": "https://127.0.0.1:PORT"}
+     "now": 1795770000, "omni_url": "https://127.0.0.1:PORT", "latency": 0.0}
 
 What is reproduced (research notes, omni.md section 4): ``get`` with its flags; the table, YAML
 and JSON shapes (YAML with 4-space indentation and ``---`` between documents; JSON re-encoded from
@@ -15,7 +15,8 @@ the YAML with sorted keys, 4-space indentation and objects simply concatenated);
 the error lines on stderr with exit status 1; ``infraprovider list``. Every invocation appends one
 line to the request log, ``write`` set for commands that would change Omni. Commands that change
 Omni are recognised and logged but not simulated. The resource types and selectors are in
-:mod:`.omni_resources`, the output shapes in :mod:`.omni_output`.
+:mod:`.omni_resources`, the output shapes in :mod:`.omni_output`. A command that asks Omni first
+waits ``latency`` seconds (the twin's ``latency.omnictl``: one call over a VPN).
 
 This runs once per omnictl call, so it and the modules it uses import only the standard library's
 lightest modules.
@@ -267,6 +268,7 @@ def run(args: list[str], state: dict) -> tuple[int, str, str]:
         if state.get("error") == "no_context":
             context = inv.flags.get("--context") or "default"
             raise UsageError(f'context "{context}" has not been configured, you will need to set it manually')
+        wait_for_omni(state)
         if state.get("hang"):
             while True:  # Omni never answers; the caller's deadline has to end this
                 time.sleep(3600)
@@ -284,6 +286,13 @@ def run(args: list[str], state: dict) -> tuple[int, str, str]:
     except UsageError as exc:
         return 1, "".join(out), f"Error: {exc}\n"
     return 0, "".join(out), ""
+
+
+def wait_for_omni(state: dict) -> None:
+    """The round trip to Omni every call that asks it pays (the twin's ``latency.omnictl``, seconds)."""
+    seconds = float(state.get("latency") or 0)
+    if seconds > 0:
+        time.sleep(seconds)
 
 
 # ------------------------------------------------------------------------------------------ main

@@ -34,6 +34,7 @@ from fakepve import server as fakepve_server
 from fakepve import shapes as fakepve_shapes
 
 from .certs import CA
+from .latency import delay_app
 from .net import HOST, Forwarder, HangListener, Listener, port_of, reserve_port
 
 if TYPE_CHECKING:
@@ -92,6 +93,10 @@ class LabPve(FakePve):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.node_metrics: dict[str, dict] = {}
+        self.latency = 0.0  # seconds every request waits (the twin's knob; fakepve's own is off at time_scale 0)
+
+    def _build_app(self):
+        return delay_app(super()._build_app(), self.latency)
 
     def metrics(self, node: str) -> dict:
         return {**NODE_DEFAULTS, **self.node_metrics.get(node, {})}
@@ -190,8 +195,9 @@ class PveCluster:
         await self.pve.stop()
 
 
-async def start_cluster(name: str, model: dict, *, ca: CA, log: "RequestLog") -> PveCluster:
-    """Seed a fakepve from ``model``, serve it with a certificate from ``ca`` and open its endpoints."""
+async def start_cluster(name: str, model: dict, *, ca: CA, log: "RequestLog", latency: float = 0.0) -> PveCluster:
+    """Seed a fakepve from ``model``, serve it with a certificate from ``ca`` and open its endpoints;
+    every request waits ``latency`` seconds (the forwarders pass bytes to the same application)."""
     count = int(model.get("endpoints", 1))
     if count < 1:
         raise ValueError(f"proxmox cluster {name}: needs at least one endpoint, got {count}")
@@ -200,6 +206,7 @@ async def start_cluster(name: str, model: dict, *, ca: CA, log: "RequestLog") ->
 
     pve = LabPve(user="root@pam", password=secrets.token_urlsafe(24), host=HOST, port=0)
     pve.time_scale = 0
+    pve.latency = latency
     pve.cluster_name = name
     seed(pve, model, cluster=name)
 

@@ -6,7 +6,7 @@ offered; any user name is accepted when the key is one of the authorized keys. E
 run by :mod:`.shell`: stdout and stderr travel on their own streams, the exit status is sent, and
 output is written in chunks that wait for the channel's window, so a 200 MB ``docker logs``
 streams with bounded memory on both sides. When the client closes the channel the command is
-cancelled. Every command is recorded in the twin's request log.
+cancelled. Every command is recorded in the twin's request log, then waits the twin's ``latency.ssh``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import asyncssh
 
 from . import shell
+from .latency import pause
 
 if TYPE_CHECKING:
     from .model import RequestLog, TwinContext
@@ -97,7 +98,11 @@ async def _write(writer: asyncssh.SSHWriter, data: bytes) -> None:
     await writer.drain()  # waits for the client's window: back-pressure instead of buffering
 
 
-def _exec_handler(name: str, host: dict, ctx: "TwinContext", log: "RequestLog"):
+def _exec_handler(name: str, host: dict, ctx: "TwinContext", log: "RequestLog", latency: float = 0.0):
+    async def answer(command: str, session: shell.Session) -> int:
+        await pause(latency)  # the site is that far away (the twin's latency knob)
+        return await shell.run(command, session)
+
     async def handle(process: asyncssh.SSHServerProcess) -> None:
         command = process.command
         if command is None:
@@ -108,7 +113,7 @@ def _exec_handler(name: str, host: dict, ctx: "TwinContext", log: "RequestLog"):
                 user=process.get_extra_info("username"))
         output = shell.Output(lambda d: _write(process.stdout, d), lambda d: _write(process.stderr, d))
         session = shell.Session(name=name, host=host, ctx=ctx, io=output)
-        task = asyncio.get_running_loop().create_task(shell.run(command, session), name=f"ssh {name}: {command}")
+        task = asyncio.get_running_loop().create_task(answer(command, session), name=f"ssh {name}: {command}")
         closed = asyncio.ensure_future(process.channel.wait_closed())
         try:
             await asyncio.wait({task, closed}, return_when=asyncio.FIRST_COMPLETED)
@@ -137,15 +142,17 @@ def _exec_handler(name: str, host: dict, ctx: "TwinContext", log: "RequestLog"):
 
 
 async def start_ssh_host(name: str, host: dict, *, ctx: "TwinContext", log: "RequestLog", host_key_path: Path,
-                         authorized_keys: list[str], bind: str = "127.0.0.1", port: int = 0) -> SSHHostServer:
-    """Serve one host of the model over SSH on ``bind:port`` (0: a free port)."""
+                         authorized_keys: list[str], bind: str = "127.0.0.1", port: int = 0,
+                         latency: float = 0.0) -> SSHHostServer:
+    """Serve one host of the model over SSH on ``bind:port`` (0: a free port); each command waits
+    ``latency`` seconds before it runs (:mod:`.latency`)."""
     key = _load_host_key(host_key_path)
     allowed = {asyncssh.import_public_key(k).public_data for k in authorized_keys}
     connections: set = set()
     acceptor = await asyncssh.create_server(
         lambda: _HostAuth(allowed, connections), bind, port,
         server_host_keys=[key],
-        process_factory=_exec_handler(name, host, ctx, log),
+        process_factory=_exec_handler(name, host, ctx, log, latency),
         encoding=None,
         allow_pty=False,
         x11_forwarding=False,

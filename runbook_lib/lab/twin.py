@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .latency import latencies
 from .loop import BackgroundLoop
 from .model import RequestLog, TwinContext, fill, load_scenario, scenario_state
 from .talos_nodes import talos_addresses
@@ -54,6 +55,7 @@ class Twin:
         self.omni = None
         self.kube = None  # the Kubernetes API server (see the kubernetes block below)
         self.now = 0.0
+        self.latency: dict[str, float] = {}  # seconds per request by kind (lab/latency.py)
         self.log: RequestLog | None = None
         self._loop: BackgroundLoop | None = None
 
@@ -86,12 +88,13 @@ class Twin:
             ca = CA.create(self.workdir / "pki")
             self.ca_file = Path(ca.cert_path)
             self.log = RequestLog(self.workdir / "requests.jsonl")
+            self.latency = latency = latencies(state)
 
             for name, model in state["proxmox"]["clusters"].items():
-                cluster = self._run(start_cluster(name, model, ca=ca, log=self.log))
+                cluster = self._run(start_cluster(name, model, ca=ca, log=self.log, latency=latency["api"]))
                 self.clusters[name] = cluster
                 values[f"pve_url:{name}"] = cluster.endpoints[0]
-            self.omni = self._run(start_omni(state["omni"], ca=ca, log=self.log))
+            self.omni = self._run(start_omni(state["omni"], ca=ca, log=self.log, latency=latency["api"]))
             values["omni_url"] = self.omni.url
             self.kube = self._start_kubernetes(state.get("kubernetes") or {}, ca, values)
             self.state = state = fill(state, values, strict=True)
@@ -107,7 +110,8 @@ class Twin:
             for role in HOST_ROLES:
                 server = self._run(
                     start_ssh_host(role, state["hosts"][role], ctx=ctx, log=self.log,
-                                   host_key_path=self._host_key(role), authorized_keys=[client_pub])
+                                   host_key_path=self._host_key(role), authorized_keys=[client_pub],
+                                   latency=latency["ssh"])
                 )
                 self.hosts[role] = server
                 known.append(f"[127.0.0.1]:{server.port} {server.host_key_line}")
@@ -150,7 +154,7 @@ class Twin:
         accepted = fill("${secret:kube_token}", values)
         given = accepted if model.get("token", "valid") == "valid" else fill("${secret:kube_token_stale}", values)
         server = self._run(start_kube(model, ca=ca, log=self.log, token=accepted, now=values["now"],
-                                      name=self.KUBE_CLUSTER))
+                                      name=self.KUBE_CLUSTER, latency=self.latency["api"]))
         write_kubeconfig(self.workdir / "kubeconfig", server=server.url, ca_file=Path(ca.cert_path),
                          token=given, cluster=self.KUBE_CLUSTER)
         return server
@@ -199,7 +203,7 @@ class Twin:
         spec = self.state["omnictl"]
         state = {"error": spec.get("error"), "hang": bool(spec.get("hang")),
                  "resources": spec.get("resources") or {}, "now": int(self.now),
-                 "omni_url": self.omni.url}
+                 "omni_url": self.omni.url, "latency": self.latency["omnictl"]}
         (self.workdir / "omni-state.json").write_text(json.dumps(state, indent=1))
         bindir = self.workdir / "bin"
         bindir.mkdir(exist_ok=True)

@@ -8,7 +8,7 @@ import pytest
 
 from runbook_lib import catalog
 from runbook_lib.checks import registered, run_checks
-from runbook_lib.checks.health import POINTS_TO, sections_for
+from runbook_lib.checks.health import POINTS_TO
 from runbook_lib.evidence import Evidence
 from runbook_lib.gather.health import find_guest, stack_rows, summarize_cluster, summarize_request
 
@@ -210,14 +210,6 @@ def test_unreachable_sources_give_unknown_with_the_reason():
     for fid in ("health.provider_registered", "health.machines_available", "health.clusters_healthy"):
         assert got[fid].status == "unknown" and reason in got[fid].evidence[0]
     assert got["health.omni_reachable"].status == "ok"
-
-
-def test_problems_point_to_their_runbooks_then_logs():
-    fs = [{"id": "health.provider_running", "status": "problem"}, {"id": "health.clusters_healthy", "status": "ok"},
-          {"id": "health.provider_registered", "status": "problem"}]
-    assert sections_for(fs) == ["provider", "logs"]
-    assert sections_for([{"id": "health.machines_available", "status": "unknown"}]) == ["omnictl", "logs"]
-    assert sections_for([{"id": i, "status": "ok"} for i in IDS]) == []
 
 
 def test_guest_lookup_matches_id_and_type():
