@@ -8,6 +8,7 @@ documented in :mod:`runbook_lib.checks.provider`.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -264,16 +265,21 @@ def _logs(ev: Evidence, host: SSHHost, name: str, opts: Options) -> None:
 
 
 def _omni(ev: Evidence, site: Site, calls: CallLog) -> None:
+    """The infra providers Omni lists and their health, the three listings read at once."""
     omni = Omnictl(site.omni, calls)
-    providers = ev.collect("infraproviders_raw", omni.get, "infraproviders")
-    if providers is None:
-        ev.fail("infraproviders", ev.error("infraproviders_raw"))
-        ev.fail("provider_status", ev.error("infraproviders_raw"))
+    kinds = ("infraproviders", "infraprovidercombinedstatuses", "infraproviderhealthstatuses")
+    with ThreadPoolExecutor(max_workers=len(kinds), thread_name_prefix="omnictl") as pool:
+        futures = {kind: pool.submit(omni.get, kind) for kind in kinds}
+    try:
+        providers = futures["infraproviders"].result()
+    except RunbookError as exc:
+        ev.fail("infraproviders", str(exc))
+        ev.fail("provider_status", str(exc))
         return
     ev.put("infraproviders", sorted(p["metadata"]["id"] for p in providers))
     try:
-        combined = omni.get("infraprovidercombinedstatuses")
-        health = {h["metadata"]["id"]: h for h in omni.get("infraproviderhealthstatuses")}
+        combined = futures["infraprovidercombinedstatuses"].result()
+        health = {h["metadata"]["id"]: h for h in futures["infraproviderhealthstatuses"].result()}
     except RunbookError as exc:
         ev.fail("provider_status", str(exc))
         return

@@ -362,12 +362,35 @@ class KubeCluster:
             return obj
         return self._client().sanitize_for_serialization(obj)
 
+    def _get_raw(self, path: str, query: list[tuple[str, Any]] | None = None, accept: str = "application/json"):
+        """``GET path``, the response unread (a client ``RESTResponse``); an ``ApiException`` for a
+        status other than 2xx. The raw call skips the client's generated API modules (CoreV1Api alone
+        is a 4.5 MB module, a second or more to import on a fresh kernel) and its models: the
+        runbooks read plain dicts anyway."""
+        from kubernetes.client.exceptions import ApiException
+
+        api_client = self._client()
+        method, url, headers, body, post = api_client.param_serialize(
+            "GET", path, query_params=query or [], header_params={"Accept": accept}, auth_settings=["BearerToken"])
+        response = api_client.call_api(method, url, header_params=headers, body=body, post_params=post,
+                                       _request_timeout=self.timeouts)
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException.from_response(http_resp=response, body=(response.data or b"").decode(
+                "utf-8", errors="replace"), data=None)
+        return response
+
+    def _get_json(self, path: str, query: list[tuple[str, Any]] | None = None) -> Any:
+        """``GET path`` as the JSON the server sent."""
+        response = self._get_raw(path, query)
+        response.read()
+        return json.loads((response.data or b"").decode("utf-8", errors="replace"))
+
     # --- reads ------------------------------------------------------------------------------------------
     def version(self) -> dict:
         """``GET /version``: ``gitVersion``, ``platform`` ..."""
-        return self._call("GET /version", lambda: self._plain(
-            self._api("VersionApi").get_code(_request_timeout=self.timeouts)),
-            summarize=lambda v: v.get("gitVersion", "ok"))
+        return self._call("GET /version", lambda: self._get_json("/version"),
+                          summarize=lambda v: v.get("gitVersion", "ok"))
 
     def list(self, kind: str | Kind, namespace: str | None = None, *, label_selector: str | None = None,
              field_selector: str | None = None) -> list[dict]:
@@ -375,28 +398,12 @@ class KubeCluster:
         k = kind_of(kind)
         query = {k2: v for k2, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v}
         action = "GET " + k.path(namespace) + ("?" + "&".join(f"{a}={b}" for a, b in query.items()) if query else "")
-        opts = {"label_selector": label_selector, "field_selector": field_selector,
-                "_request_timeout": self.timeouts}
-        opts = {a: b for a, b in opts.items() if b is not None}
 
         def fetch() -> list[dict]:
-            if k.custom:
-                api = self._api("CustomObjectsApi")
-                if namespace:
-                    doc = api.list_namespaced_custom_object(k.group, k.version, namespace, k.plural, **opts)
-                else:
-                    doc = api.list_cluster_custom_object(k.group, k.version, k.plural, **opts)
-                if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
-                    raise Malformed(self.target, f"{action}: the answer is not a list")
-                return doc["items"]
-            api = self._api(k.api)
-            if not k.namespaced:
-                result = getattr(api, f"list_{k.snake}")(**opts)
-            elif namespace:
-                result = getattr(api, f"list_namespaced_{k.snake}")(namespace, **opts)
-            else:
-                result = getattr(api, f"list_{k.snake}_for_all_namespaces")(**opts)
-            items = self._plain(result).get("items") or []
+            doc = self._get_json(k.path(namespace), list(query.items()))
+            if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+                raise Malformed(self.target, f"{action}: the answer is not a list")
+            items = doc["items"]
             for item in items:  # a real server leaves kind out of list items; name it for the reader
                 item.setdefault("kind", k.name)
                 item.setdefault("apiVersion", k.api_version)
@@ -408,22 +415,7 @@ class KubeCluster:
         """One object; :class:`NotFound` when it does not exist."""
         k = kind_of(kind)
         action = "GET " + k.path(namespace, name)
-
-        def fetch() -> dict:
-            if k.custom:
-                api = self._api("CustomObjectsApi")
-                if k.namespaced:
-                    return api.get_namespaced_custom_object(k.group, k.version, namespace, k.plural, name,
-                                                            _request_timeout=self.timeouts)
-                return api.get_cluster_custom_object(k.group, k.version, k.plural, name,
-                                                     _request_timeout=self.timeouts)
-            api = self._api(k.api)
-            if k.namespaced:
-                return self._plain(getattr(api, f"read_namespaced_{k.snake}")(name, namespace,
-                                                                              _request_timeout=self.timeouts))
-            return self._plain(getattr(api, f"read_{k.snake}")(name, _request_timeout=self.timeouts))
-
-        return self._call(action, fetch, summarize=lambda _: "HTTP 200")
+        return self._call(action, lambda: self._get_json(k.path(namespace, name)), summarize=lambda _: "HTTP 200")
 
     def pod_log(self, name: str, namespace: str, *, container: str | None = None, tail_lines: int | None = 200,
                 max_bytes: int = LOG_LIMIT) -> str:
@@ -432,15 +424,11 @@ class KubeCluster:
         if tail_lines:
             params.append(f"tailLines={tail_lines}")
         action = f"GET {KINDS['Pod'].path(namespace, name)}/log" + ("?" + "&".join(params) if params else "")
-        opts: dict[str, Any] = {"_preload_content": False, "_request_timeout": self.timeouts}
-        if container:
-            opts["container"] = container
-        if tail_lines:
-            opts["tail_lines"] = tail_lines
         truncated = {"value": False}
 
         def fetch() -> str:
-            response = self._api("CoreV1Api").read_namespaced_pod_log(name, namespace, **opts)
+            query = [(k, v) for k, v in (("container", container), ("tailLines", tail_lines)) if v]
+            response = self._get_raw(f"{KINDS['Pod'].path(namespace, name)}/log", query, accept="*/*").response
             kept = bytearray()
             try:
                 for chunk in response.stream(65536):
