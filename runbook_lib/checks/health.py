@@ -29,7 +29,7 @@ from __future__ import annotations
 from . import check, ok, problem, skipped, unknown
 from ..evidence import Evidence
 from ..model.ages import human_age
-from ..model.join import history
+from ..model.join import status_shows_joined
 from ..model.omni import CLUSTER_PHASES, REQUEST_FAILED
 
 # Which runbook explains a failing health check (the notebook's next step).
@@ -216,13 +216,9 @@ def machines_available(ev: Evidence):
         facts.append(f"machine {m['id']} ({m.get('hostname') or 'no hostname'}) is not connected"
                      + (f"; last error: {m['lasterror']}" if m.get("lasterror") else ""))
     by_id = {m["id"]: m for m in machines}
-
-    def joined(r: dict) -> bool:  # the same rule as provisioning.stuck (runbook_lib.model.join)
-        m = by_id.get(r.get("uuid") or "")
-        return bool(m and (m["connected"] or history("", m.get("talosversion", ""), m.get("cluster", ""))))
-
     failed = [r for r in requests if r["stage"] == REQUEST_FAILED]
-    slow = [r for r in requests if r["stage"] != REQUEST_FAILED and not joined(r) and (r.get("age") or 0) > stuck_after]
+    slow = [r for r in requests if r["stage"] != REQUEST_FAILED and (r.get("age") or 0) > stuck_after
+            and not status_shows_joined(by_id.get(r.get("uuid") or ""))]
     for r in failed:
         facts.append(f"machine request {r['id']}: FAILED" + (f": {r['error']}" if r.get("error") else ""))
     for r in slow:

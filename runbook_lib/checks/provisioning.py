@@ -144,10 +144,10 @@ def stuck(ev: Evidence):
         return problem(f"{len(late)} machine request(s) not joined {human_age(limit)} after they were made",
                        _bounded(late, "requests"))
     waiting = [r for r in rows(ev) if waiting_to_join(r)]
-    return ok(f"no machine request has waited more than {human_age(limit)} for its machine to join",
-              [f"{len(rows(ev))} request(s); {len(waiting)} still waiting, the oldest "
-               f"{human_age(max((r.age or 0) for r in waiting))} old" if waiting else
-               f"{len(rows(ev))} request(s), every machine joined Omni"])
+    fact = (f"{len(waiting)} of {len(rows(ev))} request(s) still waiting, the oldest made "
+            f"{human_age(max(r.age or 0 for r in waiting))} ago" if waiting
+            else f"{len(rows(ev))} request(s), every machine joined Omni")
+    return ok(f"no machine request has waited more than {human_age(limit)} for its machine to join", [fact])
 
 
 # ------------------------------------------------------------------------------- VMs not created

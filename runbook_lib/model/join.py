@@ -87,6 +87,13 @@ def history(last_endpoint: str = "", talos_version: str = "", cluster: str = "")
     return out
 
 
+def status_shows_joined(status: dict | None) -> bool:
+    """Whether a machine status (``connected``, ``talosversion``, ``cluster``) shows a machine that
+    joined Omni at some time: the rule of :attr:`JoinRow.joined` for a section without Links."""
+    return bool(status and (status.get("connected")
+                            or history("", status.get("talosversion", ""), status.get("cluster", ""))))
+
+
 def join_chain(ev_get) -> list[JoinRow]:
     """The join table from evidence (``ev_get(name, default)`` reads optional evidence)."""
     now = ev_get("now", 0.0)
