@@ -53,10 +53,11 @@ class UsageError(RunbookError):
 # --- parameters -------------------------------------------------------------------------------
 
 def parse_value(text: str) -> Any:
-    """A ``-p`` value as a YAML scalar: ``3`` is an int, ``true`` a bool, ``null`` None.
+    """A value read as a YAML scalar: ``3`` is an int, ``true`` a bool, ``null`` None.
 
     Anything that is not a plain scalar (a list, a mapping, a date, invalid YAML) stays the
-    string that was typed.
+    string that was typed. (``-p`` values are not read this way: they go as typed to
+    :mod:`runbook_lib.parameters`, which converts them to the type the notebook declares.)
     """
     import yaml
 
@@ -70,7 +71,8 @@ def parse_value(text: str) -> Any:
 
 
 def parse_parameters(pairs: list[list[str]] | None) -> dict[str, Any]:
-    return {name: parse_value(value) for name, value in (pairs or [])}
+    """``-p NAME VALUE`` pairs as typed: each notebook's parameters cell says what a value must be."""
+    return {name: value for name, value in (pairs or [])}
 
 
 # --- the background twin (`runbook lab up/down`) -----------------------------------------------
@@ -242,16 +244,42 @@ def _site_for_run(args) -> Path:
                      f"or set {SITE_ENV}, or start a twin with `runbook lab up`")
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """A path as the user standing in the current directory would type it: relative when it is
+    below the current directory, else absolute."""
+    absolute = Path(path).resolve()
+    try:
+        return str(absolute.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(absolute)
+
+
+def verdict_text(result) -> str:
+    """The verdict for the terminal: a run that changed a system says so first, and the record's
+    path is shown relative to where the user stands."""
+    from dataclasses import replace
+
+    verdict = result.verdict
+    if result.paths.get("notebook"):
+        verdict = replace(verdict, record=shown_path(result.paths["notebook"]))
+    return verdict.text()
+
+
+def _print_result(result, as_json: bool) -> None:
+    print(result.verdict.to_json() if as_json else verdict_text(result), flush=True)
+
+
 def cmd_run(args) -> int:
-    from .runner import run_runbook
+    from .runner import prepare, run_runbook
 
     parameters = parse_parameters(args.param)
+    prepare(args.section, parameters)  # a bad parameter is refused before any twin or system is touched
     progress = (sys.stderr.isatty() and not args.json) if args.progress is None else args.progress
 
     def run(site: Path) -> int:
         result = run_runbook(args.section, site_file=site, parameters=parameters,
                              outputs_dir=args.outputs, progress=progress, timeout=args.timeout)
-        print(result.verdict.to_json() if args.json else result.verdict.text())
+        _print_result(result, args.json)
         return result.exit_code
 
     return _with_site(args, run)
@@ -324,20 +352,62 @@ def _with_site(args, fn):
 
 
 def cmd_check(args) -> int:
-    """The health runbook for schedulers: one line, the exit status, optional alert files."""
+    """The health runbook for schedulers: one line, the exit status, alert files written whatever
+    else failed (and where they went said on stderr)."""
     from . import alerts
+    from .runner import prepare
+
+    parameters = parse_parameters(args.param)
 
     def check(site_file) -> tuple:
-        return alerts.run_check(site_file, outputs_dir=args.outputs, parameters=parse_parameters(args.param),
-                                timeout=args.timeout, junit=args.junit, prometheus=args.prometheus)
+        return alerts.run_check(site_file, outputs_dir=args.outputs, parameters=parameters,
+                                timeout=args.timeout, junit=None, prometheus=None)
 
     try:
+        prepare("health", parameters)
         verdict, code = _with_site(args, check)
-    except RunbookError as exc:  # no site, or no twin: the alert files must still say so
-        verdict, code = alerts.failed_check(str(exc)), EXIT_RUN_FAILED
-        alerts.write_alerts(verdict, code, junit=args.junit, prometheus=args.prometheus)
-    print(verdict.to_json() if args.json else alerts.summary_line(verdict, code))
+    except KeyboardInterrupt as exc:  # SIGTERM from a scheduler: say so in the alert files too
+        result = getattr(exc, "result", None)
+        verdict = result.verdict if result is not None else alerts.failed_check(f"interrupted by {_signal_label(exc)}")
+        _write_check_alerts(args, verdict, EXIT_RUN_FAILED)
+        raise
+    except Exception as exc:  # no site, no twin, a bad parameter, anything: the alert files must say so
+        verdict, code = alerts.failed_check(_one_line(exc)), EXIT_RUN_FAILED
+    code = _write_check_alerts(args, verdict, code)
+    print(verdict.to_json() if args.json else alerts.summary_line(verdict, code,
+                                                                     record=_shown_record(verdict, args.outputs)),
+          flush=True)
     return code
+
+
+def _write_check_alerts(args, verdict, code: int) -> int:
+    """Write the alert files asked for; say where on stderr. A file that cannot be written makes
+    the check fail (exit 3), but never stops the other file or the summary line."""
+    from . import alerts
+
+    written = []
+    for kind, path in (("junit", args.junit), ("prometheus", args.prometheus)):
+        if not path:
+            continue
+        try:
+            alerts.write_alerts(verdict, code, **{kind: path})
+            written.append(shown_path(path))
+        except Exception as exc:
+            print(f"runbook: cannot write the {kind} file {path}: {_one_line(exc)}", file=sys.stderr)
+            code = EXIT_RUN_FAILED
+    if written:
+        print(f"runbook: alert files written: {', '.join(written)}", file=sys.stderr)
+    return code
+
+
+def _shown_record(verdict, outputs: str | None) -> str:
+    """The record's notebook relative to the current directory (the verdict keeps it relative to
+    the outputs folder's parent)."""
+    from . import records
+
+    if not verdict.record:
+        return ""
+    return shown_path(records.outputs_dir(outputs).parent / verdict.record)
 
 
 def cmd_triage(args) -> int:
@@ -348,7 +418,7 @@ def cmd_triage(args) -> int:
 
     result = _with_site(args, lambda site: run_triage(site, outputs_dir=args.outputs, timeout=args.timeout,
                                                         on_step=step))
-    print(result.verdict.to_json() if args.json else _triage_text(result))
+    print(result.verdict.to_json() if args.json else _triage_text(result), flush=True)
     return result.exit_code
 
 
@@ -357,7 +427,7 @@ def _triage_text(result) -> str:
 
     incident = Incident(result.record_dir, Path(), result.verdict.run_id)
     incident.pointed_to()  # notes the runbooks pointed to that have no notebook
-    lines = [result.verdict.text(), "  records of this incident:"]
+    lines = [verdict_text(result), "  records of this incident:"]
     for row in incident.overview():
         lines.append(f"    {row['runbook']:<13} {row['outcome']:<8} {row['problems']}")
     return "\n".join(lines)
@@ -399,8 +469,12 @@ def cmd_records(args) -> int:
         bad = {run: v for run, v in results.items() if not v.ok}
         for run, v in bad.items():
             print(f"{run}: " + "; ".join(v.problems))
-        print(f"{len(results)} record(s) checked, {len(bad)} changed", file=sys.stderr)
-        return 2 if bad else 0
+        breaks = archive.verify_chain(outputs)
+        for problem in breaks:
+            print(f"index chain: {problem}")
+        print(f"{len(results)} record(s) checked, {len(bad)} changed; index chain "
+              + (f"broken in {len(breaks)} place(s)" if breaks else "intact"), file=sys.stderr)
+        return 2 if bad or breaks else 0
     if verb == "rebuild":
         entries = archive.rebuild(outputs)
         print(f"index rebuilt from {len(entries)} record(s): {records.index_path(outputs)}", file=sys.stderr)
@@ -429,9 +503,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_RUN_FAILED, f"{self.prog}: error: {message}\n")
 
 
+def _debug_option(p) -> None:
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the Python traceback of a failure (otherwise one line on stderr)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="runbook", description="Executable runbooks for an Omni + Proxmox + Talos + ArgoCD stack.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of a failure (otherwise one line on stderr)")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,check,triage,records,lab}")
 
     run = verbs.add_parser(
@@ -456,6 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="show a progress bar (default: when stderr is a terminal)")
     run.set_defaults(func=cmd_run)
+    _debug_option(run)
 
     def site_options(p) -> None:
         where = p.add_mutually_exclusive_group()
@@ -467,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--timeout", type=float, default=DEFAULT_CELL_TIMEOUT, metavar="SECONDS",
                        help=f"longest any one cell may run (default {DEFAULT_CELL_TIMEOUT:g})")
         p.add_argument("--json", action="store_true", help="print the verdict JSON instead of text")
+        _debug_option(p)
 
     check = verbs.add_parser(
         "check", help="run the health runbook headless for a scheduler: one line, exit status, alert files",
@@ -539,6 +622,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, handled like SIGINT: the run stops its kernel and keeps a partial record."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _on_signal(signum, frame) -> None:
+    # one interruption is enough: further signals must not break the cleanup it starts
+    for sig in _HANDLED_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+_HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _install_signal_handlers() -> None:
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in _HANDLED_SIGNALS:
+        signal.signal(sig, _on_signal)
+
+
+def _signal_label(exc: BaseException) -> str:
+    return signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) if str(exc) else ""
+    if isinstance(exc, RunbookError):
+        return text or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     from .records import skip_slow_optional_imports
 
@@ -546,17 +670,30 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # papermill logs what the verdict already says (a timed-out cell); keep stderr for our messages
     logging.getLogger("papermill").addHandler(logging.NullHandler())
+    _install_signal_handlers()
     try:
         return args.func(args)
-    except RunbookError as exc:
-        print(f"runbook: {exc}", file=sys.stderr)
-        return EXIT_RUN_FAILED
-    except KeyboardInterrupt:
-        print("runbook: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        result = getattr(exc, "result", None)
+        if result is not None and args.verb != "check":
+            try:
+                _print_result(result, getattr(args, "json", False))
+            except Exception:
+                pass
+        name = _signal_label(exc)
+        where = f"; partial record {shown_path(result.paths['notebook'])}" if result is not None and result.paths else ""
+        print(f"runbook: interrupted by {name}{where}", file=sys.stderr)
+        return 128 + getattr(exc, "signum", signal.SIGINT)
     except BrokenPipeError:  # `runbook ... | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # every failure of the run itself: one line, exit 3 (--debug: the traceback)
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"runbook: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_RUN_FAILED
 
 
 if __name__ == "__main__":

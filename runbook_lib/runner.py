@@ -35,15 +35,17 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import kernel, records, redact
+from . import kernel, records, redact, secret_channel
 from .errors import RunbookError, SiteError
 from .site import load_site, resolve_secret, secret_refs
 from .verdict import Verdict
@@ -156,16 +158,16 @@ def declared_parameters(nb_path: Path) -> set[str]:
 
 # --- secrets ------------------------------------------------------------------------------------
 
-def secret_values(site_file: Path | None, redact_file: Path | None) -> set[str]:
+def secret_values(site_file: Path | None, sink: "secret_channel.SecretSink | None" = None) -> set[str]:
     """Every secret value a record must not contain.
 
-    The values the kernel resolved (``redact_file``), the site's secret references that resolve
-    here (those that do not are skipped: the kernel could not have read them either), and
+    The values the kernel resolved (sent over ``sink``), the site's secret references that
+    resolve here (those that do not are skipped: the kernel could not have read them either), and
     everything registered in this process.
     """
     values: set[str] = set()
-    if redact_file is not None:
-        values |= redact.load_file(redact_file)
+    if sink is not None:
+        values |= sink.values()
     if site_file is not None:
         try:
             site = load_site(site_file)
@@ -181,6 +183,23 @@ def secret_values(site_file: Path | None, redact_file: Path | None) -> set[str]:
 
 
 # --- the run ------------------------------------------------------------------------------------
+
+def prepare(section: str, parameters: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any], set[str]]:
+    """The notebook of ``section`` and the operator's parameters checked and converted to the types
+    its ``parameters`` cell declares (:mod:`runbook_lib.parameters`). Raises :class:`RunbookError`
+    before anything is started or contacted."""
+    from . import parameters as typed
+
+    nb_path = notebook_path(section)
+    given = dict(parameters or {})
+    declared = typed.declared(nb_path)
+    for name in given:  # names first: a misspelt one is named as such, not as a bad value
+        if name in INJECTED or name in INJECTED_IF_DECLARED or name not in declared:
+            check_parameters({name: given[name]}, set(declared))
+    converted = typed.convert(given, declared)
+    check_parameters(converted, set(declared))
+    return nb_path, converted, set(declared)
+
 
 def run_runbook(
     section: str,
@@ -204,82 +223,122 @@ def run_runbook(
     shared with other runs.
 
     Raises :class:`RunbookError` (``SiteError`` included) when the run cannot start; once the
-    notebook has started, failures end up in the verdict's ``error`` instead.
+    notebook has started, failures end up in the verdict's ``error`` instead (a record that cannot
+    be written too: the verdict is returned all the same, with ``record_dir`` None). A
+    ``KeyboardInterrupt`` (SIGINT, or SIGTERM/SIGHUP as the command line maps them) stops the
+    kernel, keeps the partial record marked interrupted, and is raised again with the
+    :class:`RunResult` as its ``result`` attribute.
     """
     records.skip_slow_optional_imports()
-    parameters = dict(parameters or {})
-    nb_path = notebook_path(section)
+    nb_path, parameters, declared = prepare(section, parameters)
     site_path = Path(site_file).expanduser().resolve()
     site = load_site(site_path)
-    declared = declared_parameters(nb_path)
-    check_parameters(parameters, declared)
 
-    started = utc_now()
+    started, clock = utc_now(), time.monotonic()
     outputs = records.outputs_dir(outputs_dir)
-    paths = _claim_record(outputs, section, run_id, started, record_dir)
-    run_id = paths.dir.name if record_dir is None else (run_id or paths.dir.name)
+    _sweep_stale_workdirs()
+    records.sweep_stale_partials(outputs)
+    target = _claim_record(outputs, section, run_id, started, record_dir, incident="record_dir" in declared)
+    run_id = target.final.dir.name if record_dir is None else (run_id or target.final.dir.name)
 
     work = _private_tmpdir(outputs)
+    own_session = session is None
+    session = session or KernelSession(outputs, work=work)
+    interrupt: BaseException | None = None
     try:
-        source = nb_path.read_bytes()
-        executed_input = work / f"input-{section}.ipynb"
-        executed_input.write_bytes(source)  # the bytes hashed are the bytes run
-        redact_file = session.redact_file if session is not None else work / "redact"
-        redact_file.touch(mode=0o600)
+        source = nb_path.read_bytes()  # the bytes hashed are the bytes run
         verdict_file = work / "verdict.json"
-        executed = work / f"{section}.ipynb"
         injected = {**parameters, "site_file": str(site_path), "run_id": run_id,
                     "verdict_path": str(verdict_file), "headless": True}
         if "record_dir" in declared:
-            injected["record_dir"] = str(paths.dir)
+            injected["record_dir"] = str(target.final.dir)
 
         threading.Thread(target=records.warm_html, name="warm-html", daemon=True).start()
-        error = _execute(executed_input, executed, injected, redact_file, cwd=nb_path.parent,
-                         progress=progress, timeout=timeout, session=session)
+        store = _MemoryNotebooks.new()
+        try:
+            error = _execute(source, store, injected, cwd=nb_path.parent, progress=progress,
+                             timeout=timeout, session=session)
+        except KeyboardInterrupt as exc:
+            interrupt = exc
+            session.kill()  # the event loop was interrupted mid-call: stop the kernel the hard way
+            error = f"interrupted by {_signal_name(exc)} before the run finished"
         finished = utc_now()
 
-        verdict, nb = _collect(section, executed_input, executed, verdict_file, error)
+        verdict, nb = _collect(section, source, _MemoryNotebooks.pop(store), verdict_file, error)
         verdict.run_id = run_id
         verdict.runbook = section
         verdict.site = verdict.site or site.name
         verdict.started = verdict.started or iso(started)
         verdict.finished = verdict.finished or iso(finished)
         verdict.parameters = {"site_file": str(site_path), **parameters}
-        verdict.record = paths.relative(paths.notebook)
+        verdict.record = target.final.relative(target.final.notebook)
         for w in site.insecure_settings():
             if w not in verdict.warnings:
                 verdict.warnings.append(w)
 
         # parameters under secret-looking names are references or switches (check_parameters);
         # Redactor.obj masks whatever else sits under such a name in metadata and verdict
-        redactor = redact.Redactor(secret_values(site_path, redact_file))
+        redactor = redact.Redactor(secret_values(site_path, session.sink))
 
         nb.metadata.setdefault("papermill", {})
         nb.metadata.papermill["input_path"] = str(nb_path)
-        nb.metadata.papermill["output_path"] = str(paths.notebook)
+        nb.metadata.papermill["output_path"] = str(target.final.notebook)
         verdict = Verdict.from_dict(redactor.obj(verdict.to_dict()))
         verdict.provenance = provenance(section, nb_path, source, run_id, indexed=index)
+        verdict.provenance["seconds"] = round(time.monotonic() - clock, 3)  # the stamps are whole seconds
         nb.metadata["runbook"] = {"provenance": dict(verdict.provenance)}
         clean_nb = records.scrub_notebook(nb, redactor)
 
-        digest = records.write_record(paths, clean_nb, verdict)
+        result = _keep_record(target, clean_nb, verdict, outputs, section, index=index)
+        if interrupt is not None:
+            interrupt.result = result  # type: ignore[attr-defined]
+            raise interrupt
+        return result
+    finally:
+        if own_session:
+            session.close()
+        shutil.rmtree(work, ignore_errors=True)
+        target.abandon()  # a record directory claimed for nothing goes again
+
+
+def _keep_record(target: "records.RecordTarget", nb, verdict: Verdict, outputs: Path, section: str, *,
+                 index: bool) -> RunResult:
+    """Write the record (whole or not at all), index it, apply retention. A record that cannot be
+    written makes the run fail (exit 3), but the verdict is returned all the same."""
+    from .errors import RunFailed
+
+    paths = target.final
+    try:
+        target.ensure()
+        digest = records.write_record(target.staging, nb, verdict)
+        target.publish()
         exit_code = verdict.exit_code()
         if index:
             parts = sorted(p.stem for p in paths.dir.glob("*.json") if p.stem != section)
-            records.append_index(outputs, records.index_entry(verdict, paths, exit_code,
-                                                              verdict_sha256=digest, parts=parts))
-            _apply_retention(outputs, run_id)
-        return RunResult(verdict=verdict, exit_code=exit_code, record_dir=paths.dir,
-                         paths=paths.as_dict())
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            records.index_run(outputs, verdict, paths, exit_code, verdict_sha256=digest, parts=parts)
+    except (RunFailed, OSError) as exc:
+        target.abandon(force=True)
+        reason = str(exc) if isinstance(exc, RunFailed) else f"{exc.strerror or exc}"
+        verdict.error = "; ".join(filter(None, [verdict.error, f"the record could not be written: {reason}"]))
+        verdict.record = ""
+        return RunResult(verdict=verdict, exit_code=verdict.exit_code(), record_dir=None, paths={})
+    if index:
+        _apply_retention(outputs, verdict.run_id)
+    return RunResult(verdict=verdict, exit_code=exit_code, record_dir=paths.dir, paths=paths.as_dict())
+
+
+def _signal_name(exc: BaseException) -> str:
+    signum = getattr(exc, "signum", signal.SIGINT)
+    return signal.Signals(signum).name
 
 
 def _claim_record(outputs: Path, section: str, run_id: str | None, started: datetime,
-                  record_dir: str | os.PathLike | None) -> records.RecordPaths:
-    """The record's files: in ``record_dir`` (which must exist and not hold this runbook's record
-    yet), or in a new directory claimed exclusively (a drawn run id that is taken is drawn again;
-    a given one that is taken is an error)."""
+                  record_dir: str | os.PathLike | None, *, incident: bool = False) -> records.RecordTarget:
+    """Where the record goes: into ``record_dir`` (which must exist and not hold this runbook's
+    record yet), or into a new directory published whole at the end (a drawn run id that is taken
+    is drawn again; a given one that is taken is an error). A notebook that keeps an incident in
+    its record directory (``incident``) gets that directory now. Outputs that cannot be written
+    are not an error yet: the run goes on and its verdict says the record could not be kept."""
     if run_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id):
         raise RunbookError(f"run id {run_id!r} may hold only letters, digits, '.', '_' and '-'")
     if record_dir is not None:
@@ -289,9 +348,25 @@ def _claim_record(outputs: Path, section: str, run_id: str | None, started: date
         paths = records.paths_in(outputs, directory, section)
         if paths.verdict.exists() or paths.notebook.exists():
             raise RunbookError(f"{directory} already holds a {section} record")
-        return paths
-    directory = claim_record_dir(outputs, run_id=run_id, started=started)
-    return records.paths_in(outputs, directory, section)
+        return records.RecordTarget(paths)
+    day = started.strftime("%Y-%m-%d")
+    if incident:
+        try:
+            directory = claim_record_dir(outputs, run_id=run_id, started=started)
+        except OSError as exc:
+            return records.RecordTarget(records.paths_in(outputs, outputs / day / (run_id or new_run_id(started)),
+                                                         section), claim_error=exc)
+        return records.RecordTarget(records.paths_in(outputs, directory, section), owns_dir=True)
+    for _ in range(_CLAIM_TRIES):
+        chosen = run_id or new_run_id(started)
+        try:
+            return records.claim_staging(outputs, day, chosen, section)
+        except FileExistsError:
+            if run_id is not None:
+                raise RunbookError(f"run id {run_id} is already taken ({outputs / day / run_id})") from None
+        except OSError as exc:
+            return records.RecordTarget(records.paths_in(outputs, outputs / day / chosen, section), claim_error=exc)
+    raise RunbookError(f"could not claim a new record directory under {outputs / day}")
 
 
 def claim_record_dir(outputs: Path, *, run_id: str | None = None, started: datetime | None = None) -> Path:
@@ -359,28 +434,121 @@ def _apply_retention(outputs: Path, run_id: str) -> None:
         print(f"runbook: warning: retention: {exc}", file=sys.stderr)
 
 
+_WORKDIR_PREFIX = "runbook-"
+
+
 def _private_tmpdir(outputs: Path) -> Path:
-    """A 0700 directory for the unscrubbed notebook; never inside the outputs folder."""
-    work = Path(tempfile.mkdtemp(prefix="runbook-"))
-    if work.resolve().is_relative_to(outputs):
+    """A 0700 directory for the kernel's sockets and log; never inside the outputs folder.
+
+    Its name carries this process's id, so that a later run can remove what a run killed with
+    SIGKILL left (:func:`_sweep_stale_workdirs`). Nothing in it is a secret in clear: the kernel
+    passes secret values over a socket, and the executed notebook stays in memory.
+    """
+    prefix = f"{_WORKDIR_PREFIX}{os.getpid()}-"
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    if work.resolve().is_relative_to(outputs) or len(str(work)) > _MAX_SOCKET_PREFIX - 16:
         shutil.rmtree(work, ignore_errors=True)
         parent = kernel.state_dir() / "tmp"
         parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="runbook-", dir=parent))
+        work = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     os.chmod(work, 0o700)
     return work
 
 
+def _sweep_stale_workdirs() -> None:
+    """Remove the private directories of runs whose process is gone (killed with SIGKILL)."""
+    for parent in (Path(tempfile.gettempdir()), kernel.state_dir() / "tmp"):
+        try:
+            candidates = list(parent.glob(f"{_WORKDIR_PREFIX}*-*"))
+        except OSError:
+            continue
+        for d in candidates:
+            m = re.fullmatch(rf"{_WORKDIR_PREFIX}(\d+)-\w+", d.name)
+            if not m or not d.is_dir() or d.is_symlink():
+                continue
+            try:
+                if d.stat().st_uid != os.getuid():
+                    continue
+                os.kill(int(m.group(1)), 0)
+            except ProcessLookupError:
+                shutil.rmtree(d, ignore_errors=True)
+            except OSError:
+                continue
+
+
+class _MemoryNotebooks:
+    """A papermill I/O handler keeping the executed notebook in memory (``runbook-memory://KEY``):
+    the notebook is unscrubbed until the runner scrubs it, so it is never written to disk."""
+
+    SCHEME = "runbook-memory://"
+    _store: dict[str, str] = {}
+    _registered = False
+
+    @classmethod
+    def new(cls) -> str:
+        if not cls._registered:
+            from papermill.iorw import papermill_io
+
+            papermill_io.register(cls.SCHEME, cls())
+            cls._registered = True
+        return f"{cls.SCHEME}{secrets.token_hex(8)}.ipynb"
+
+    @classmethod
+    def pop(cls, path: str):
+        import nbformat
+
+        text = cls._store.pop(path, None)
+        return None if text is None else nbformat.reads(text, as_version=4)
+
+    def read(self, path):
+        return self._store[path]
+
+    def write(self, buf, path):
+        self._store[path] = buf
+
+    def listdir(self, path):
+        return []
+
+    def pretty_path(self, path):
+        return "(in memory)"
+
+
+def _apply_retention(outputs: Path, run_id: str) -> None:
+    """Prune old records when ``RUNBOOK_RETENTION_DAYS`` is set (see :mod:`runbook_lib.archive`),
+    never the run that just finished."""
+    from . import archive
+
+    try:
+        archive.apply_retention(outputs, keep=[run_id])
+    except (OSError, RunbookError) as exc:  # retention must never cost a run its result
+        print(f"runbook: warning: retention: {exc}", file=sys.stderr)
+
+
 @functools.cache
 def _kernel_manager_class():
-    """An ``AsyncKernelManager`` that adds ``extra_env`` to the kernel's environment and sends the
-    kernel process's own output (its log, not the cells') to ``log_file``."""
+    """An ``AsyncKernelManager`` that adds ``extra_env`` to the kernel's environment, sends the
+    kernel process's own output (its log, not the cells') to ``log_file``, and removes the
+    connection file (it holds the kernel's HMAC key) as soon as the kernel has read it."""
+    from jupyter_client.asynchronous.client import AsyncKernelClient
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import Dict, Unicode
+
+    class RunbookKernelClient(AsyncKernelClient):
+        async def _async_wait_for_ready(self, timeout=None):
+            await super()._async_wait_for_ready(timeout=timeout)
+            if self.connection_file:  # read by the kernel at start; every party keeps the key in memory
+                Path(self.connection_file).unlink(missing_ok=True)
 
     class RunbookKernelManager(AsyncKernelManager):
         extra_env = Dict(config=True, help="variables added to the kernel's environment")
         log_file = Unicode("", config=True, help="where the kernel process's stdout/stderr go")
+
+        def client(self, **kw):
+            kw.setdefault("parent", self)
+            info = self.get_connection_info(session=True)
+            info.update(kw)
+            info["connection_file"] = self.connection_file
+            return RunbookKernelClient(**info)
 
         async def start_kernel(self, **kw):
             env = dict(kw.pop("env", None) or os.environ)
@@ -389,6 +557,23 @@ def _kernel_manager_class():
                 return await super().start_kernel(env=env, **kw)
             with open(self.log_file, "ab") as log:  # the child keeps its own copy of the fd
                 return await super().start_kernel(env=env, stdout=log, stderr=log, **kw)
+
+        def kill_now(self) -> None:
+            """SIGKILL the kernel's process group, without the event loop (after an interrupt)."""
+            process = getattr(self.provisioner, "process", None) if self.provisioner else None
+            if process is None:
+                return
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # the launcher starts it in a session of its own
+            except (ProcessLookupError, PermissionError):
+                try:
+                    process.kill()
+                except OSError:
+                    pass
+            try:
+                process.wait(timeout=5)
+            except Exception:
+                pass
 
     return RunbookKernelManager
 
@@ -401,41 +586,36 @@ def _log_tail(path: Path, lines: int = 5) -> str:
     return " | ".join(line.strip() for line in tail if line.strip())
 
 
-def _execute(nb_path: Path, out: Path, parameters: dict, redact_file: Path, *, cwd: Path,
-             progress: bool, timeout: float | None, session: "KernelSession | None" = None) -> str:
-    """Run the notebook into ``out``; return "" or what went wrong (unscrubbed: the caller scrubs)."""
+def _execute(source: bytes, out: str, parameters: dict, *, cwd: Path, progress: bool,
+             timeout: float | None, session: "KernelSession") -> str:
+    """Run the notebook (its bytes) into the in-memory ``out``; return "" or what went wrong
+    (unscrubbed: the caller scrubs)."""
+    import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    work = out.parent
-    if session is not None:
-        engine = {"km": session.manager()}
-        log = session.work / "kernel.log"
-    else:
-        engine = {"kernel_manager_class": _kernel_manager_class(),
-                  "config": _kernel_config(work, redact_file)}
-        log = work / "kernel.log"
+    nb = nbformat.reads(source.decode("utf-8"), as_version=4)
+    log = session.work / "kernel.log"
     with _RUN_LOCK:
         try:
             papermill.execute_notebook(
-                str(nb_path), str(out),
+                nb, out,
                 parameters=parameters,
                 kernel_name=kernel.ensure_kernel(),
                 language="python",
                 cwd=str(cwd),
                 progress_bar=progress,
                 log_output=False,
-                request_save_on_cell_execute=False,  # saved once at the end (also when a cell fails)
+                request_save_on_cell_execute=True,  # in memory: an interrupted run keeps what ran
                 execution_timeout=timeout,
-                **engine,
+                km=session.manager(),
             )
         except PapermillExecutionError as exc:
             return f"{exc.ename}: {exc.evalue} (in cell [{exc.exec_count}])"
         except Exception as exc:  # timeout, dead kernel, kernel that would not start
             from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-            if session is not None:
-                session.discard()  # the next run gets a fresh kernel
+            session.discard()  # the next run gets a fresh kernel
             if isinstance(exc, CellTimeoutError):
                 return f"a cell ran longer than {timeout:g} s and was stopped"
             tail = _log_tail(log)
@@ -446,12 +626,13 @@ def _execute(nb_path: Path, out: Path, parameters: dict, redact_file: Path, *, c
     return ""
 
 
-def _kernel_config(work: Path, redact_file: Path):
-    """The kernel manager's settings: the redact file in its environment, its log in ``work``,
+def _kernel_config(work: Path, sink: secret_channel.SecretSink):
+    """The kernel manager's settings: the secret channel in its environment, its log in ``work``,
     and unix sockets in ``work`` instead of loopback ports other users could reach."""
     from traitlets.config import Config
 
-    settings = {"extra_env": {redact.REDACT_FILE_ENV: str(redact_file)}, "log_file": str(work / "kernel.log")}
+    settings = {"extra_env": {secret_channel.SOCKET_ENV: str(sink.path)}, "log_file": str(work / "kernel.log"),
+                "connection_file": str(work / "kernel.json")}
     sockets = work / "kernel"
     if len(str(sockets)) < _MAX_SOCKET_PREFIX:
         settings.update(transport="ipc", ip=str(sockets))
@@ -459,18 +640,18 @@ def _kernel_config(work: Path, redact_file: Path):
 
 
 class KernelSession:
-    """One kernel for several runs (the runbooks of one triage incident).
+    """One kernel for one or several runs (the runbooks of one triage incident).
 
     The kernel starts with the first run and is shut down by :meth:`close` (or when the session
-    is used as a context manager). Its environment carries one redact file for all the runs. A
+    is used as a context manager). Its environment carries one secret channel for all the runs. A
     run that times out or kills the kernel discards it; the next run starts a new one. Runs in a
     session share the kernel's namespace; every runbook notebook assigns what it reads.
     """
 
-    def __init__(self, outputs_dir: str | os.PathLike | None = None):
-        self.work = _private_tmpdir(records.outputs_dir(outputs_dir))
-        self.redact_file = self.work / "redact"
-        self.redact_file.touch(mode=0o600)
+    def __init__(self, outputs_dir: str | os.PathLike | None = None, *, work: Path | None = None):
+        self._own_work = work is None
+        self.work = work or _private_tmpdir(records.outputs_dir(outputs_dir))
+        self.sink = secret_channel.SecretSink(self.work)
         self._km = None
         self.starts = 0  # kernels started (the benchmark and tests read it)
 
@@ -478,7 +659,7 @@ class KernelSession:
         """The kernel manager the next run uses (papermill starts the kernel when it has none)."""
         if self._km is None:
             cls = _kernel_manager_class()
-            self._km = cls(kernel_name=kernel.ensure_kernel(), config=_kernel_config(self.work, self.redact_file))
+            self._km = cls(kernel_name=kernel.ensure_kernel(), config=_kernel_config(self.work, self.sink))
             self.starts += 1
         return self._km
 
@@ -491,11 +672,23 @@ class KernelSession:
             try:
                 run_sync(km.shutdown_kernel)(now=True)
             except Exception:  # already dead: nothing to shut down
+                km.kill_now()
+
+    def kill(self) -> None:
+        """Stop the kernel at once, without its event loop (after an interrupt)."""
+        km, self._km = self._km, None
+        if km is not None:
+            km.kill_now()
+            try:
+                km.cleanup_resources()
+            except Exception:
                 pass
 
     def close(self) -> None:
         self.discard()
-        shutil.rmtree(self.work, ignore_errors=True)
+        self.sink.close()
+        if self._own_work:
+            shutil.rmtree(self.work, ignore_errors=True)
 
     def __enter__(self) -> "KernelSession":
         return self
@@ -504,12 +697,11 @@ class KernelSession:
         self.close()
 
 
-def _collect(section: str, nb_path: Path, executed: Path, verdict_file: Path, error: str):
+def _collect(section: str, source: bytes, executed, verdict_file: Path, error: str):
     """The executed notebook (or the template, if execution never started) and its verdict."""
     import nbformat
 
-    source = executed if executed.exists() else nb_path
-    nb = nbformat.read(source, as_version=4)
+    nb = executed if executed is not None else nbformat.reads(source.decode("utf-8"), as_version=4)
     verdict = Verdict(runbook=section, findings=[])
     if verdict_file.exists():
         try:

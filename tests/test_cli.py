@@ -155,10 +155,18 @@ def test_lab_run_starts_the_twin_and_stops_it(fake_twin, capsys):
 
 
 def test_lab_run_stops_the_twin_when_the_run_cannot_happen(fake_twin, capsys):
-    assert cli.main(["run", "nosuch", "--lab", "key-invalid"]) == 3
+    assert cli.main(["run", "echo", "--lab", "key-invalid", "--timeout", "0.000001"]) == 3
     (twin,) = fake_twin.instances
     assert twin.scenario == "key-invalid" and twin.stopped
+
+
+def test_a_run_that_cannot_start_starts_no_twin(fake_twin, capsys):
+    assert cli.main(["run", "nosuch", "--lab", "key-invalid"]) == 3
     assert "unknown runbook" in capsys.readouterr().err
+    assert cli.main(["run", "echo", "--lab", "-p", "mode", "sideways"]) == 3
+    err = capsys.readouterr().err
+    assert "parameter 'mode' expects one of ok, problem, unknown" in err and "'sideways'" in err
+    assert fake_twin.instances == []  # refused before anything was started or contacted
 
 
 def test_lab_scenarios_lists_names_and_expected_ids(env, monkeypatch, capsys):

@@ -193,11 +193,19 @@ def test_the_site_secrets_are_masked_even_when_the_kernel_never_resolved_them(en
     assert isinstance(runner.secret_values(unresolvable, None), set)
 
 
-def test_the_redact_file_feeds_the_redactor(tmp_path):
-    f = tmp_path / "redact"
-    f.write_text("first-secret-value\nline\\nbreak-secret\n")
-    values = runner.secret_values(None, f)
-    assert {"first-secret-value", "line\nbreak-secret"} <= values
+def test_the_secret_channel_feeds_the_redactor_and_writes_nothing(tmp_path):
+    from runbook_lib import secret_channel
+
+    sink = secret_channel.SecretSink(tmp_path)
+    try:
+        assert secret_channel.send(str(sink.path), "first-secret-value")
+        assert secret_channel.send(str(sink.path), "line\nbreak\\secret")
+        values = runner.secret_values(None, sink)  # acknowledged: known before send returned
+        assert {"first-secret-value", "line\nbreak\\secret"} <= values
+        assert [p.name for p in tmp_path.iterdir()] == ["secrets.sock"]  # a socket: no data on disk
+    finally:
+        sink.close()
+    assert not sink.path.exists()
 
 
 def test_a_secret_looking_parameter_with_a_literal_is_refused(env):
