@@ -73,6 +73,21 @@ class Verdict:
     def exit_code(self) -> int:
         return EXIT_RUN_FAILED if self.error else exit_code(self.findings)
 
+    @property
+    def writes(self) -> list[dict]:
+        """The calls that changed a system (only ever made by a guarded fix)."""
+        return [c for c in self.calls if isinstance(c, dict) and c.get("write")]
+
+    def changed_line(self) -> str:
+        """``CHANGED: <plan>: <write calls>`` when the run wrote to a system, else ""."""
+        writes = self.writes
+        if not writes:
+            return ""
+        plan = str((self.parameters or {}).get("apply_fix") or "(no plan id)")
+        calls = "; ".join(f"{c.get('action')} on {c.get('target')}"
+                          + ("" if c.get("outcome", "ok") == "ok" else f" ({c.get('outcome')})") for c in writes)
+        return f"CHANGED: {plan}: {calls}"
+
     def to_dict(self) -> dict:
         return {
             "runbook": self.runbook,
@@ -135,7 +150,8 @@ class Verdict:
             return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest,
                                  break_on_hyphens=False) or [first.rstrip()]
 
-        out = [f"{self.runbook} runbook, site {self.site or '?'}, run {self.run_id or '?'}"]
+        out = [self.changed_line()] if self.writes else []
+        out.append(f"{self.runbook} runbook, site {self.site or '?'}, run {self.run_id or '?'}")
         if self.error:
             out += wrap(f"RUN FAILED: {self.error}", "  ", "    ")
         for w in self.warnings:
