@@ -13,6 +13,7 @@
     runbook records rebuild | prune [--days N] [--dry-run]
     runbook lab up [SCENARIO]      start a twin in the background, print its site file
     runbook lab down               stop it
+    runbook lab jupyter [SCENARIO] a twin and JupyterLab on notebooks/; the twin stops with JupyterLab
     runbook lab site               print the running twin's site file (exit 1 when none runs)
     runbook lab scenarios          the shipped scenarios and the findings each expects
 
@@ -295,6 +296,36 @@ def cmd_lab_up(args) -> int:
     print(f"  or in JupyterLab:          site_file = \"{site}\"", file=sys.stderr)
     print("  stop it:                   runbook lab down", file=sys.stderr)
     return 0
+
+
+def jupyter_argv(folder: str | os.PathLike, *, as_root: bool) -> list[str]:
+    """JupyterLab on ``folder`` from this environment (``--allow-root`` when run as root: JupyterLab
+    refuses to start as root without it, in a container for instance)."""
+    argv = [str(Path(sys.executable).parent / "jupyter"), "lab", str(folder)]
+    return argv + ["--allow-root"] if as_root else argv
+
+
+def cmd_lab_jupyter(args) -> int:
+    """A twin, then JupyterLab on the notebooks with ``RUNBOOK_SITE`` pointing at it; the twin is
+    stopped when JupyterLab exits, however it exits (an error, Ctrl-C, SIGTERM, SIGHUP)."""
+    twin = lab_up(args.scenario)
+    print(f"lab twin running (pid {twin['pid']}); it stops when JupyterLab does", file=sys.stderr)
+    try:
+        env = dict(os.environ, **{SITE_ENV: twin["site"]})
+        proc = subprocess.Popen(jupyter_argv(args.folder, as_root=os.geteuid() == 0), env=env)
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=LAB_STOP_GRACE * 2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise
+    finally:
+        lab_down()
+        print("lab twin stopped", file=sys.stderr)
 
 
 def cmd_lab_down(args) -> int:
@@ -610,12 +641,17 @@ def build_parser() -> argparse.ArgumentParser:
     rec.set_defaults(func=cmd_records)
 
     lab = verbs.add_parser("lab", help="keep a lab twin running for interactive work")
-    lab_verbs = lab.add_subparsers(dest="lab_verb", required=True, metavar="{up,down,site,scenarios}")
+    lab_verbs = lab.add_subparsers(dest="lab_verb", required=True, metavar="{up,down,jupyter,site,scenarios}")
     up = lab_verbs.add_parser("up", help="start a twin in the background and print its site file")
     up.add_argument("scenario", nargs="?", default=None, metavar="SCENARIO",
                     help="a shipped scenario name or a scenario file (default: healthy)")
     up.set_defaults(func=cmd_lab_up)
     lab_verbs.add_parser("down", help="stop the background twin").set_defaults(func=cmd_lab_down)
+    jl = lab_verbs.add_parser("jupyter", help="start a twin, open JupyterLab on the notebooks, stop the twin when "
+                                              "JupyterLab exits (what `make lab` runs)")
+    jl.add_argument("scenario", nargs="?", default=None, metavar="SCENARIO", help="default: healthy")
+    jl.add_argument("--folder", default="notebooks", help="what JupyterLab opens (default: notebooks)")
+    jl.set_defaults(func=cmd_lab_jupyter)
     lab_verbs.add_parser("site", help="print the running twin's site file").set_defaults(func=cmd_lab_site)
     lab_verbs.add_parser("scenarios", help="list the shipped scenarios and what each expects"
                          ).set_defaults(func=cmd_lab_scenarios)
@@ -640,13 +676,18 @@ def _on_signal(signum, frame) -> None:
 _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _install_signal_handlers() -> None:
+def _install_signal_handlers() -> dict:
+    """Route SIGINT, SIGTERM and SIGHUP to :class:`Interrupted`; returns the handlers replaced."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return
-    for sig in _HANDLED_SIGNALS:
-        signal.signal(sig, _on_signal)
+        return {}
+    return {sig: signal.signal(sig, _on_signal) for sig in _HANDLED_SIGNALS}
+
+
+def _restore_signal_handlers(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def _signal_label(exc: BaseException) -> str:
@@ -670,7 +711,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # papermill logs what the verdict already says (a timed-out cell); keep stderr for our messages
     logging.getLogger("papermill").addHandler(logging.NullHandler())
-    _install_signal_handlers()
+    previous = _install_signal_handlers()
+    try:
+        return _main(args)
+    finally:
+        _restore_signal_handlers(previous)
+
+
+def _main(args) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt as exc:
