@@ -7,20 +7,29 @@ literals; the runner always injects ``site_file``, ``run_id``, ``verdict_path`` 
 
 What a run does, in order:
 
-1. refuse what must not run: an unknown section, a site file that fails validation, a parameter
-   the notebook does not declare, a secret-looking parameter holding a literal instead of a
-   reference (parameters end up in the record; credentials must not);
-2. execute the notebook on this interpreter's kernel (:mod:`runbook_lib.kernel`) in a private
-   temporary directory, with ``RUNBOOK_REDACT_FILE`` set in the kernel's environment so every
-   secret the kernel resolves is reported back;
+1. refuse what must not run, before anything is started or contacted: an unknown section, a
+   parameter the notebook does not declare or whose value does not fit its declared type
+   (:mod:`runbook_lib.parameters`), a secret-looking parameter holding a literal instead of a
+   reference (parameters end up in the record; credentials must not), a site file that fails
+   validation;
+2. execute the notebook on this interpreter's kernel (:mod:`runbook_lib.kernel`), talking to it
+   over Unix sockets (``transport="ipc"``) in a private 0700 temporary directory, never a TCP
+   port; the kernel's environment names a socket (:mod:`runbook_lib.secret_channel`) over which
+   every secret the kernel resolves is reported back. The executed notebook is kept in memory
+   (a papermill I/O handler), never written unscrubbed;
 3. build a :class:`~runbook_lib.redact.Redactor` from those values, the site's own secrets and
    what this process registered, and scrub the whole notebook and the verdict with it;
-4. write the record atomically (:mod:`runbook_lib.records`) with its provenance (the input
-   notebook's SHA-256, the project's version, the checksums of the record's files), append the
-   index line, apply the retention setting, and delete the temporary directory whatever happened.
+4. write the record into a hidden staging directory and publish it with one rename
+   (:class:`runbook_lib.records.RecordTarget`), with its provenance (the input notebook's
+   SHA-256, the project's version, the checksums of the record's files, the measured duration),
+   append the hash-chained index line, apply the retention setting, and delete the temporary
+   directory whatever happened.
 
 A cell that fails, a cell that times out, a kernel that dies: the record is still written, with
-the failure in ``error`` and exit code 3.
+the failure in ``error`` and exit code 3. Outputs that cannot be written: the verdict is returned
+all the same, with the failure in ``error``. A ``KeyboardInterrupt`` (SIGINT; the command line
+turns SIGTERM and SIGHUP into one too) stops the kernel, keeps the partial record marked
+interrupted, and is raised again.
 
 Runs in separate processes may happen at the same time (each claims its own record directory and
 appends to the index under a lock). Within one process they are serialised, because papermill
@@ -241,11 +250,12 @@ def run_runbook(
     target = _claim_record(outputs, section, run_id, started, record_dir, incident="record_dir" in declared)
     run_id = target.final.dir.name if record_dir is None else (run_id or target.final.dir.name)
 
-    work = _private_tmpdir(outputs)
     own_session = session is None
-    session = session or KernelSession(outputs, work=work)
+    work: Path | None = None
     interrupt: BaseException | None = None
     try:
+        work = _private_tmpdir(outputs)
+        session = session or KernelSession(outputs, work=work)
         source = nb_path.read_bytes()  # the bytes hashed are the bytes run
         verdict_file = work / "verdict.json"
         injected = {**parameters, "site_file": str(site_path), "run_id": run_id,
@@ -295,9 +305,10 @@ def run_runbook(
             raise interrupt
         return result
     finally:
-        if own_session:
+        if own_session and session is not None:
             session.close()
-        shutil.rmtree(work, ignore_errors=True)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
         target.abandon()  # a record directory claimed for nothing goes again
 
 
@@ -534,8 +545,8 @@ def _kernel_manager_class():
     from traitlets import Dict, Unicode
 
     class RunbookKernelClient(AsyncKernelClient):
-        async def _async_wait_for_ready(self, timeout=None):
-            await super()._async_wait_for_ready(timeout=timeout)
+        async def wait_for_ready(self, timeout=None):
+            await super().wait_for_ready(timeout=timeout)
             if self.connection_file:  # read by the kernel at start; every party keeps the key in memory
                 Path(self.connection_file).unlink(missing_ok=True)
 

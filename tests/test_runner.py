@@ -307,3 +307,15 @@ def test_run_ids_sort_by_time():
 
     rid = runner.new_run_id(datetime(2026, 11, 27, 10, 15, tzinfo=timezone.utc))
     assert RUN_ID.match(rid) and rid.startswith("20261127T101500Z-")
+
+
+def test_the_kernel_listens_on_unix_sockets_and_its_key_file_goes_once_read(env):
+    with runner.KernelSession(env["outputs"]) as session:
+        result = runner.run_runbook("echo", site_file=env["site"], outputs_dir=env["outputs"], session=session)
+        assert result.exit_code == 0
+        km = session.manager()
+        assert km.has_kernel and km.transport == "ipc" and km.ip.startswith(str(session.work))
+        sockets = sorted(p.name for p in session.work.iterdir())
+        assert any(name.startswith("kernel-") for name in sockets)  # ipc endpoints, no TCP port
+        assert "kernel.json" not in sockets  # the HMAC key lived on disk only until the kernel read it
+    assert not session.work.exists()
