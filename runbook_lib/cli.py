@@ -53,24 +53,6 @@ class UsageError(RunbookError):
 
 # --- parameters -------------------------------------------------------------------------------
 
-def parse_value(text: str) -> Any:
-    """A value read as a YAML scalar: ``3`` is an int, ``true`` a bool, ``null`` None.
-
-    Anything that is not a plain scalar (a list, a mapping, a date, invalid YAML) stays the
-    string that was typed. (``-p`` values are not read this way: they go as typed to
-    :mod:`runbook_lib.parameters`, which converts them to the type the notebook declares.)
-    """
-    import yaml
-
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return text
-
-
 def parse_parameters(pairs: list[list[str]] | None) -> dict[str, Any]:
     """``-p NAME VALUE`` pairs as typed: each notebook's parameters cell says what a value must be."""
     return {name: value for name, value in (pairs or [])}
@@ -558,8 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run against a lab twin started for this run (healthy, a shipped "
                             "scenario name, or a scenario file)")
     run.add_argument("-p", "--parameter", dest="param", nargs=2, action="append",
-                     metavar=("NAME", "VALUE"), help="a notebook parameter (VALUE read as YAML "
-                                                     "scalar); secrets only as env:NAME / file:PATH")
+                     metavar=("NAME", "VALUE"), help="a notebook parameter, checked against the type its "
+                                                     "parameters cell declares; secrets only as env:NAME / file:PATH")
     run.add_argument("--json", action="store_true", help="print the verdict JSON instead of text")
     run.add_argument("--outputs", metavar="DIR", help="where records go (default: $RUNBOOK_OUTPUTS "
                                                       "or ./outputs)")

@@ -45,18 +45,6 @@ def env(tmp_path, monkeypatch):
     return tmp_path
 
 
-# --- values --------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("text, value", [
-    ("3", 3), ("2.5", 2.5), ("true", True), ("no", False), ("null", None), ("crash", "crash"),
-    ("env:CANARY", "env:CANARY"), ("2026-11-27", "2026-11-27"), ("[a, b]", "[a, b]"),
-    ("a: b", "a: b"), ("'quoted'", "quoted"), ("{", "{"),
-])
-def test_parameter_values_are_yaml_scalars(text, value):
-    assert cli.parse_value(text) == value
-    assert type(cli.parse_value(text)) is type(value)
-
-
 # --- errors the user can cause ---------------------------------------------------------------------
 
 def test_bad_site_file_names_the_field_and_exits_3_without_traceback(env, capsys):

@@ -152,3 +152,21 @@ def test_a_lab_run_killed_midway_leaves_none_of_the_twins_canaries(place):
     assert files_holding(b"CANARY-", place["tmp"], place["home"], place["outputs"]) == []
     assert "CANARY-" not in out + err
     assert list(place["tmp"].iterdir()) == [] and list((place["home"] / "tmp").glob("runbook-*")) == []
+
+
+def test_sigterm_while_the_kernel_starts_leaves_nothing_behind(place):
+    proc = subprocess.Popen([str(EXE), "run", "echo", "--site", str(place["site"]), "--outputs",
+                             str(place["outputs"]), "-p", "mode", "sleep"], env=place["env"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not [p for root in (place["tmp"], place["home"])
+                                                for p in root.rglob("runbook-*/kernel.log")]:
+        time.sleep(0.02)  # the kernel is being started
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    assert list(place["tmp"].iterdir()) == [] and list((place["home"] / "tmp").glob("runbook-*")) == []
+    assert [p for p in everything_under(place["outputs"]) if p.is_dir() and not any(p.iterdir())] == []
+    assert [e["error"][:22] for e in records.read_index(place["outputs"])] in ([], ["interrupted by SIGTERM"])
+    time.sleep(0.5)
+    assert processes_mentioning(str(place["tmp"])) == [] and processes_mentioning(str(place["home"])) == []
