@@ -660,11 +660,26 @@ class KernelSession:
     """
 
     def __init__(self, outputs_dir: str | os.PathLike | None = None, *, work: Path | None = None):
+        self._outputs = records.outputs_dir(outputs_dir)
         self._own_work = work is None
-        self.work = work or _private_tmpdir(records.outputs_dir(outputs_dir))
-        self.sink = secret_channel.SecretSink(self.work)
+        self._work = work
+        self._sink: secret_channel.SecretSink | None = None
         self._km = None
         self.starts = 0  # kernels started (the benchmark and tests read it)
+
+    # the private directory and the secret channel are made when a run first needs them: a session
+    # that never runs anything (a triage summary whose records are all there) leaves nothing behind
+    @property
+    def work(self) -> Path:
+        if self._work is None:
+            self._work = _private_tmpdir(self._outputs)
+        return self._work
+
+    @property
+    def sink(self) -> secret_channel.SecretSink:
+        if self._sink is None:
+            self._sink = secret_channel.SecretSink(self.work)
+        return self._sink
 
     def manager(self):
         """The kernel manager the next run uses (papermill starts the kernel when it has none)."""
@@ -697,9 +712,10 @@ class KernelSession:
 
     def close(self) -> None:
         self.discard()
-        self.sink.close()
-        if self._own_work:
-            shutil.rmtree(self.work, ignore_errors=True)
+        if self._sink is not None:
+            self._sink.close()
+        if self._own_work and self._work is not None:
+            shutil.rmtree(self._work, ignore_errors=True)
 
     def __enter__(self) -> "KernelSession":
         return self

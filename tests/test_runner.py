@@ -319,3 +319,12 @@ def test_the_kernel_listens_on_unix_sockets_and_its_key_file_goes_once_read(env)
         assert any(name.startswith("kernel-") for name in sockets)  # ipc endpoints, no TCP port
         assert "kernel.json" not in sockets  # the HMAC key lived on disk only until the kernel read it
     assert not session.work.exists()
+
+
+def test_a_session_that_runs_nothing_leaves_nothing(env):
+    """A triage summary whose records are all there opens a session and never runs anything; its
+    kernel is then shut down without its atexit handlers: the session must have made nothing."""
+    places = [env["tmp"], env["root"] / "home" / "tmp"]
+    before = [sorted(p.iterdir()) if p.exists() else [] for p in places]
+    runner.KernelSession(env["outputs"])  # never closed, as in a kernel stopped with SIGKILL
+    assert [sorted(p.iterdir()) if p.exists() else [] for p in places] == before
