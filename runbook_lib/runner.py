@@ -705,8 +705,9 @@ class KernelSession:
         km, self._km = self._km, None
         if km is not None:
             km.kill_now()
-            try:
-                km.cleanup_resources()
+            try:  # what shutdown_kernel would have removed (the directory goes anyway)
+                km.cleanup_connection_file()
+                km.cleanup_ipc_files()
             except Exception:
                 pass
 

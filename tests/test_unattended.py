@@ -94,7 +94,8 @@ def test_sigterm_and_sighup_keep_a_partial_record_and_leave_nothing_else(place, 
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, err
-    assert f"interrupted by {sig.name}" in out and "Traceback" not in err
+    assert f"interrupted by {sig.name}" in out
+    assert err.startswith(f"runbook: interrupted by {sig.name}; partial record ") and err.count("\n") == 1, err
     assert files_holding(canary.encode(), place["tmp"], place["home"], place["outputs"]) == []
     assert canary not in out + err
     assert [p.name for p in place["tmp"].iterdir()] == []  # the private directory went
