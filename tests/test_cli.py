@@ -285,3 +285,22 @@ def test_lab_modules_import_asyncssh_without_dsa_warnings():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "DSA" not in proc.stderr and "Warning" not in proc.stderr
+
+
+def test_a_check_stopped_by_sigterm_still_writes_its_alert_files(env, monkeypatch, capsys):
+    import signal
+
+    from runbook_lib import alerts
+
+    def stopped(*a, **kw):
+        raise cli.Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(alerts, "run_check", stopped)
+    monkeypatch.delenv("RUNBOOK_NOTEBOOKS")  # the real health notebook: its parameters are checked first
+    prom = env / "health.prom"
+    code = cli.main(["check", "--site", str(write_site(env / "site.yaml")), "--prometheus", str(prom)])
+    assert code == 143
+    text = prom.read_text()
+    assert 'runbook_last_run_exit_code{runbook="health",site=""} 3.0' in text
+    err = capsys.readouterr().err
+    assert "alert files written" in err and "interrupted by SIGTERM" in err
