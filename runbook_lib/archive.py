@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable
 
-from . import records
+from . import index_chain, records
 from .errors import RunbookError
 
 RETENTION_ENV = "RUNBOOK_RETENTION_DAYS"
@@ -292,7 +292,7 @@ def verify_all(outputs: Path, entries: Iterable[dict] | None = None) -> dict[str
 def verify_chain(outputs: Path) -> list[str]:
     """Where the index's hash chain is broken (an entry changed, removed or inserted by hand)."""
     with records.index_lock(outputs, exclusive=False):
-        return records.verify_chain(records.index_lines(outputs))
+        return index_chain.verify_chain(records.index_lines(outputs))
 
 
 def rebuild(outputs: Path) -> list[dict]:
@@ -325,7 +325,7 @@ def rebuild(outputs: Path) -> list[dict]:
                 entry["tampered"] = problems
             entries.append(entry)
         entries.sort(key=lambda e: (e.get("started") or "", e.get("run_id") or ""))
-        entries = records.chain(entries)
+        entries = index_chain.chain(entries)
         records.write_atomic(records.index_path(outputs), records.index_text(entries))
     return entries
 

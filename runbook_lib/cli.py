@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import kernel
+from . import interrupts, kernel
 from .errors import RunbookError
 from .verdict import EXIT_RUN_FAILED
 
@@ -381,7 +381,7 @@ def cmd_check(args) -> int:
         verdict, code = _with_site(args, check)
     except KeyboardInterrupt as exc:  # SIGTERM from a scheduler: say so in the alert files too
         result = getattr(exc, "result", None)
-        verdict = result.verdict if result is not None else alerts.failed_check(f"interrupted by {_signal_label(exc)}")
+        verdict = result.verdict if result is not None else alerts.failed_check(f"interrupted by {interrupts.signal_name(exc)}")
         _write_check_alerts(args, verdict, EXIT_RUN_FAILED)
         raise
     except Exception as exc:  # no site, no twin, a bad parameter, anything: the alert files must say so
@@ -640,42 +640,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, handled like SIGINT: the run stops its kernel and keeps a partial record."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _on_signal(signum, frame) -> None:
-    # one interruption is enough: further signals must not break the cleanup it starts
-    for sig in _HANDLED_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-    raise Interrupted(signum)
-
-
-_HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def _install_signal_handlers() -> dict:
-    """Route SIGINT, SIGTERM and SIGHUP to :class:`Interrupted`; returns the handlers replaced."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {sig: signal.signal(sig, _on_signal) for sig in _HANDLED_SIGNALS}
-
-
-def _restore_signal_handlers(previous: dict) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-
-
-def _signal_label(exc: BaseException) -> str:
-    return signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) if str(exc) else ""
     if isinstance(exc, RunbookError):
@@ -693,11 +657,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # papermill logs what the verdict already says (a timed-out cell); keep stderr for our messages
     logging.getLogger("papermill").addHandler(logging.NullHandler())
-    previous = _install_signal_handlers()
+    previous = interrupts.install()
     try:
         return _main(args)
     finally:
-        _restore_signal_handlers(previous)
+        interrupts.restore(previous)
 
 
 def _main(args) -> int:
@@ -710,10 +674,10 @@ def _main(args) -> int:
                 _print_result(result, getattr(args, "json", False))
             except Exception:
                 pass
-        name = _signal_label(exc)
+        name = interrupts.signal_name(exc)
         where = f"; partial record {shown_path(result.paths['notebook'])}" if result is not None and result.paths else ""
         print(f"runbook: interrupted by {name}{where}", file=sys.stderr)
-        return 128 + getattr(exc, "signum", signal.SIGINT)
+        return interrupts.exit_code(exc)
     except BrokenPipeError:  # `runbook ... | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from .index_chain import chain, entry_line, link, manifest_sha256
 from .redact import Redactor
 
 OUTPUTS_ENV = "RUNBOOK_OUTPUTS"
@@ -412,7 +413,7 @@ def append_index(outputs: Path, entry: dict) -> None:
     with index_lock(outputs, exclusive=True):
         fd = os.open(index_path(outputs), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            entry = {**entry, "prev_sha256": _link(_last_line(fd))}
+            entry = {**entry, "prev_sha256": link(_last_line(fd))}
             line = (json.dumps(entry, sort_keys=False, separators=(",", ":")) + "\n").encode("utf-8")
             written = 0
             while written < len(line):
@@ -437,56 +438,6 @@ def _last_line(fd: int) -> str:
     return ""
 
 
-# --- the hash chain ----------------------------------------------------------------------------
-
-GENESIS = "0" * 64
-
-
-def _link(previous_line: str) -> str:
-    return sha256_bytes(previous_line.encode("utf-8")) if previous_line else GENESIS
-
-
-def entry_line(entry: dict) -> str:
-    """An index entry as its line (without the newline), the bytes its successor's link hashes."""
-    return json.dumps(entry, separators=(",", ":"))
-
-
-def chain(entries: list[dict]) -> list[dict]:
-    """The entries linked in order: each one's ``prev_sha256`` is the SHA-256 of the line before
-    it (:data:`GENESIS` for the first). Used when the whole index is written again (rebuild,
-    prune); :func:`append_index` links one line at a time."""
-    out, previous = [], ""
-    for e in entries:
-        e = {k: v for k, v in e.items() if k != "prev_sha256"}
-        e["prev_sha256"] = _link(previous)
-        previous = entry_line(e)
-        out.append(e)
-    return out
-
-
-def verify_chain(lines: list[str]) -> list[str]:
-    """The breaks of the index's hash chain, one message each (none: intact). Lines written before
-    the chain existed (no ``prev_sha256``) are accepted only before the first chained line."""
-    problems, previous, chained = [], "", False
-    for number, line in enumerate(lines, 1):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            problems.append(f"index line {number}: not JSON")
-            previous = line
-            continue
-        link = entry.get("prev_sha256") if isinstance(entry, dict) else None
-        run = entry.get("run_id", "?") if isinstance(entry, dict) else "?"
-        if link is None:
-            if chained:
-                problems.append(f"index line {number} ({run}): not chained")
-        elif link != _link(previous):
-            problems.append(f"index line {number} ({run}): the line before it was changed, removed or inserted")
-        chained = chained or link is not None
-        previous = line
-    return problems
-
-
 def index_lines(outputs: Path) -> list[str]:
     """The index's non-empty lines as written."""
     try:
@@ -494,11 +445,6 @@ def index_lines(outputs: Path) -> list[str]:
     except FileNotFoundError:
         return []
     return [line for line in text.splitlines() if line.strip()]
-
-
-def manifest_sha256(manifest: dict[str, str]) -> str:
-    """The digest of a record's manifest (``{file name: sha256}``), as the index keeps it."""
-    return sha256_bytes("".join(f"{name}  {digest}\n" for name, digest in sorted(manifest.items())).encode())
 
 
 def record_manifest_sha256(directory: Path) -> str:

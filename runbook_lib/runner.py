@@ -54,7 +54,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import kernel, records, redact, secret_channel
+from . import interrupts, kernel, records, redact, secret_channel
 from .errors import RunbookError, SiteError
 from .site import load_site, resolve_secret, secret_refs
 from .verdict import Verdict
@@ -156,13 +156,6 @@ def check_parameters(parameters: dict[str, Any], declared: set[str] | None = Non
             raise RunbookError(
                 f"the runbook has no parameter '{name}' (its parameters: {', '.join(own) or 'none'})"
             )
-
-
-def declared_parameters(nb_path: Path) -> set[str]:
-    """The names in a notebook's ``parameters`` cell (read without a kernel)."""
-    import papermill
-
-    return set(papermill.inspect_notebook(str(nb_path)))
 
 
 # --- secrets ------------------------------------------------------------------------------------
@@ -271,7 +264,7 @@ def run_runbook(
         except KeyboardInterrupt as exc:
             interrupt = exc
             session.kill()  # the event loop was interrupted mid-call: stop the kernel the hard way
-            error = f"interrupted by {_signal_name(exc)} before the run finished"
+            error = f"interrupted by {interrupts.signal_name(exc)} before the run finished"
         finished = utc_now()
 
         verdict, nb = _collect(section, source, _MemoryNotebooks.pop(store), verdict_file, error)
@@ -336,11 +329,6 @@ def _keep_record(target: "records.RecordTarget", nb, verdict: Verdict, outputs: 
     if index:
         _apply_retention(outputs, verdict.run_id)
     return RunResult(verdict=verdict, exit_code=exit_code, record_dir=paths.dir, paths=paths.as_dict())
-
-
-def _signal_name(exc: BaseException) -> str:
-    signum = getattr(exc, "signum", signal.SIGINT)
-    return signal.Signals(signum).name
 
 
 def _claim_record(outputs: Path, section: str, run_id: str | None, started: datetime,

@@ -290,10 +290,10 @@ def test_lab_modules_import_asyncssh_without_dsa_warnings():
 def test_a_check_stopped_by_sigterm_still_writes_its_alert_files(env, monkeypatch, capsys):
     import signal
 
-    from runbook_lib import alerts
+    from runbook_lib import alerts, interrupts
 
     def stopped(*a, **kw):
-        raise cli.Interrupted(signal.SIGTERM)
+        raise interrupts.Interrupted(signal.SIGTERM)
 
     monkeypatch.setattr(alerts, "run_check", stopped)
     monkeypatch.delenv("RUNBOOK_NOTEBOOKS")  # the real health notebook: its parameters are checked first
