@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib import archive, records, runner
+from runbook_lib import archive, kernel_session, records
 
 DATA = Path(__file__).parent / "data"
 EXE = Path(sys.executable).parent / "runbook"
@@ -127,7 +127,7 @@ def test_sigkill_leaves_no_secret_and_the_next_run_clears_what_it_left(place, mo
     # what the killed run left (its private directory, its unpublished record) goes with the next run
     monkeypatch.setattr("tempfile.tempdir", str(place["tmp"]))
     monkeypatch.setenv("RUNBOOK_HOME", str(place["home"]))
-    runner._sweep_stale_workdirs()
+    kernel_session.sweep_stale_workdirs()
     records.sweep_stale_partials(place["outputs"])
     assert list(place["tmp"].iterdir()) == [] and list(place["outputs"].iterdir()) == []
 
