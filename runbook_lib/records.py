@@ -10,15 +10,18 @@ One run leaves one directory::
 A triage incident is one such directory holding several runbooks' files (``health.*``,
 ``provider.*`` ...) plus its summary (``triage.*``); only the summary is indexed.
 
-Every file is written atomically (a temporary file in the same directory, fsync, rename), so a
-reader, or a crash, never sees half a record. Files are created ``0600``: a record describes
-infrastructure even when its secrets are masked.
+Every file is written atomically (a temporary file in the same directory, fsync, rename), and a
+new run's directory is published whole (:class:`RecordTarget`: staged under a hidden name, then
+renamed), so a reader, or a crash, never sees half a record. Files are created ``0600``: a record
+describes infrastructure even when its secrets are masked.
 
 **Provenance.** Each verdict JSON carries ``provenance``: the run id, the SHA-256 of the input
 notebook, the project's version, and ``checksums``: the SHA-256 of every other file of its
 directory when it was written. The JSON is written last; its own digest goes into the index
 line (``verdict_sha256``). :func:`verify` recomputes both, so a record changed afterwards is
-found. The index can always be rebuilt from the records (:func:`entry_from_record`).
+found. Index lines are chained (:mod:`runbook_lib.index_chain`): each carries the digest of the
+line before it and of its record's manifest. The index can be rebuilt from the records
+(:func:`entry_from_record`; :func:`runbook_lib.archive.rebuild` never approves a changed record).
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ class RecordTarget:
     """Where one run's record goes, so that it appears whole or not at all.
 
     A new run's files are written into a hidden staging directory beside their final place
-    (``<day>/.<run_id>.partial``, claimed exclusively) and published by renaming it to
+    (``<day>/.<run_id>.<pid>.partial``, claimed exclusively) and published by renaming it to
     ``<day>/<run_id>`` in one step. A record that goes into an existing directory (a triage
     incident's) is written file by file, atomically, its verdict JSON last; if that fails, the
     files of that runbook are removed again. :meth:`abandon` removes whatever was claimed and not
