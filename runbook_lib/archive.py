@@ -72,7 +72,9 @@ def format_row(e: dict) -> str:
     """One line of ``runbook records list``."""
     failing = e.get("problems") or e.get("unknown") or []
     shown = ", ".join(failing[:3]) + (f" +{len(failing) - 3}" if len(failing) > 3 else "")
-    marks = (["TAMPERED"] if e.get("tampered") else []) + ([f"CHANGED({e['writes']} writes)"] if e.get("writes") else [])
+    writes = e.get("writes") or 0
+    marks = (["TAMPERED"] if e.get("tampered") else []) + \
+        ([f"CHANGED({writes} write{'s' if writes != 1 else ''})"] if writes else [])
     if marks:
         shown = " ".join(marks) + (f" {shown}" if shown else "")
     return f"{e.get('run_id', '?'):<22} {e.get('runbook', '?'):<12} {e.get('started', ''):<20} " \
@@ -136,7 +138,8 @@ def show(outputs: Path, entry: dict) -> str:
     if entry.get("parts"):
         out.append(f"  also recorded    {', '.join(entry['parts'])}")
     writes = verdict.writes
-    out.append(f"  writes           {len(writes)}" + (" (this run changed a system: see the first line)" if writes else ""))
+    out.append(f"  writes           {len(writes)}"
+               + (" (this run changed a system: see the first line)" if writes else ""))
     check = verify_entry(outputs, entry)
     out.append(f"  files            {record_dir(outputs, entry)}")
     out.append("  checksums        " + ("valid" if check.ok else "MISMATCH: " + "; ".join(check.problems)))

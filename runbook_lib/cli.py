@@ -381,7 +381,8 @@ def cmd_check(args) -> int:
         verdict, code = _with_site(args, check)
     except KeyboardInterrupt as exc:  # SIGTERM from a scheduler: say so in the alert files too
         result = getattr(exc, "result", None)
-        verdict = result.verdict if result is not None else alerts.failed_check(f"interrupted by {interrupts.signal_name(exc)}")
+        verdict = (result.verdict if result is not None
+                   else alerts.failed_check(f"interrupted by {interrupts.signal_name(exc)}"))
         _write_check_alerts(args, verdict, EXIT_RUN_FAILED)
         raise
     except Exception as exc:  # no site, no twin, a bad parameter, anything: the alert files must say so
@@ -675,7 +676,8 @@ def _main(args) -> int:
             except Exception:
                 pass
         name = interrupts.signal_name(exc)
-        where = f"; partial record {shown_path(result.paths['notebook'])}" if result is not None and result.paths else ""
+        where = (f"; partial record {shown_path(result.paths['notebook'])}"
+                 if result is not None and result.paths else "")
         print(f"runbook: interrupted by {name}{where}", file=sys.stderr)
         return interrupts.exit_code(exc)
     except BrokenPipeError:  # `runbook ... | head`: the reader left; say nothing more

@@ -228,7 +228,8 @@ def test_lab_jupyter_stops_the_twin_however_jupyter_ends(env, monkeypatch, capsy
     monkeypatch.setattr(cli, "lab_up", lambda scenario: calls.append(("up", scenario)) or {"site": "/s.yaml", "pid": 1})
     monkeypatch.setattr(cli, "lab_down", lambda: calls.append(("down",)) or True)
     monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
-    script = "import sys; sys.exit(1)" if how == "exits 1" else "import os, signal; os.kill(os.getppid(), signal.SIGTERM); import time; time.sleep(30)"
+    script = ("import sys; sys.exit(1)" if how == "exits 1" else
+              "import os, signal, time; os.kill(os.getppid(), signal.SIGTERM); time.sleep(30)")
     seen, real = {}, cli.jupyter_argv
 
     def argv(folder, *, as_root):
@@ -259,7 +260,8 @@ def test_a_record_that_cannot_be_written_still_prints_the_verdict(env, capsys):
     site = write_site(env / "site.yaml")
     blocker = env / "a-file"
     blocker.write_text("")
-    code = cli.main(["run", "echo", "--site", str(site), "--outputs", str(blocker / "outputs"), "-p", "mode", "problem"])
+    code = cli.main(["run", "echo", "--site", str(site), "--outputs", str(blocker / "outputs"),
+                     "-p", "mode", "problem"])
     out, err = capsys.readouterr()
     assert code == 3 and "Traceback" not in err
     assert "RUN FAILED: the record could not be written" in out and "echo.mode" in out  # the findings too

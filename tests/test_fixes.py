@@ -180,7 +180,7 @@ def test_argocd_fix_is_shown_then_applied_only_when_named(tmp_path):
     assert shown.verdict.changed_line() == "" and not verdict_text(shown).startswith("CHANGED")
     entry = archive.find(out, applied.verdict.run_id)
     assert entry["writes"] == 1 and archive.find(out, shown.verdict.run_id)["writes"] == 0
-    assert "CHANGED(1 writes)" in archive.format_row(entry) and "CHANGED" not in archive.format_row(
+    assert "CHANGED(1 write)" in archive.format_row(entry) and "CHANGED" not in archive.format_row(
         archive.find(out, shown.verdict.run_id))
     assert archive.show(out, entry).splitlines()[0].startswith(f"CHANGED: {plan_id}:")
     assert main(["records", "list", "--outputs", str(out)]) == 0

@@ -171,7 +171,8 @@ def render_offline(html: Path, profile: Path) -> tuple[str, list[str]]:
                               capture_output=True, text=True, timeout=120)
     finally:
         trap.close()
-    own = re.compile(r"^\S+ (?:https?://)?(?:(?:clients\d*|accounts|www)\.google\.com|[\w-]+\.googleapis\.com|[\w.-]+\.gvt1\.com)[:/]")
+    own = re.compile(r"^\S+ (?:https?://)?(?:(?:clients\d*|accounts|www)\.google\.com|[\w-]+\.googleapis\.com"
+                     r"|[\w.-]+\.gvt1\.com)[:/]")
     return proc.stdout, [r for r in trap.requests if not own.match(r)]  # Chromium's own calls home: not the page's
 
 
