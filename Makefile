@@ -12,9 +12,8 @@ demo: $(STAMP)            ## create the environment and run the provider runbook
 test: $(STAMP)            ## create the environment and run the whole test suite
 	$(BIN)/python -m pytest
 
-lab: $(STAMP)             ## start a lab twin and open JupyterLab on the notebooks
-	$(BIN)/runbook lab up
-	RUNBOOK_SITE=$$($(BIN)/runbook lab site) $(BIN)/jupyter lab notebooks/
+lab: $(STAMP)             ## start a lab twin and open JupyterLab on the notebooks (the twin stops with it)
+	$(BIN)/runbook lab jupyter --folder notebooks/
 
 lab-down: $(STAMP)
 	$(BIN)/runbook lab down

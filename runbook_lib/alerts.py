@@ -13,12 +13,16 @@ with an ``<error>``. Written with junitparser.
 **Prometheus** (:func:`write_prometheus`), for node_exporter's textfile collector, written
 atomically by prometheus_client's ``write_to_textfile``::
 
-    runbook_finding{runbook,site,id,status}           0 ok/skipped, 1 unknown, 2 problem (one per finding)
-    runbook_findings{runbook,site,status}             how many findings have each status
+    runbook_finding{runbook,site,id}                  0 ok/skipped, 1 unknown, 2 problem (one per finding)
+    runbook_findings{runbook,site,status}             how many findings have each status (all four, always)
     runbook_root_cause{runbook,site,id}               one per root cause: its place in fix order (1 first)
     runbook_last_run_timestamp_seconds{runbook,site}  when the run finished (alert when it gets old)
-    runbook_last_run_duration_seconds{runbook,site}
+    runbook_last_run_duration_seconds{runbook,site}   how long it took (measured, not from the whole-second stamps)
     runbook_last_run_exit_code{runbook,site}          0 ok, 1 unknown, 2 problem, 3 the run failed
+    runbook_last_run_writes{runbook,site}             calls that changed a system (a guarded fix applied)
+
+A finding's status is its series' value, never a label: a status that changes must not start a
+new series (the old one would linger as stale, and ``for:`` clauses would restart).
 """
 
 from __future__ import annotations
@@ -58,7 +62,11 @@ def _seconds(start: str, end: str) -> float:
 
 
 def duration(verdict: Verdict) -> float:
-    """Seconds from the verdict's start to its end (0 when either is missing)."""
+    """How long the run took: measured by the runner (``provenance.seconds``), else from the
+    verdict's start to its end (whole seconds; 0 when either is missing)."""
+    measured = (verdict.provenance or {}).get("seconds")
+    if isinstance(measured, (int, float)) and not isinstance(measured, bool):
+        return float(measured)
     return _seconds(verdict.started, verdict.finished)
 
 
@@ -135,9 +143,9 @@ def write_prometheus(verdict: Verdict, path: str | os.PathLike, exit_code: int |
     registry = CollectorRegistry()
     run = {"runbook": verdict.runbook, "site": verdict.site}
     finding = Gauge("runbook_finding", "Status of one finding: 0 ok or skipped, 1 unknown, 2 problem",
-                    ["runbook", "site", "id", "status"], registry=registry)
+                    ["runbook", "site", "id"], registry=registry)
     for f in verdict.sorted_findings():
-        finding.labels(**run, id=f.id, status=f.status).set(SEVERITY[f.status])
+        finding.labels(**run, id=f.id).set(SEVERITY[f.status])
     totals = Gauge("runbook_findings", "Number of findings with each status", ["runbook", "site", "status"],
                    registry=registry)
     for status in STATUSES:
@@ -155,6 +163,8 @@ def write_prometheus(verdict: Verdict, path: str | os.PathLike, exit_code: int |
         stamp.labels(**run).set(0)
     Gauge("runbook_last_run_duration_seconds", "How long the last run took", ["runbook", "site"],
           registry=registry).labels(**run).set(duration(verdict))
+    Gauge("runbook_last_run_writes", "Calls of the last run that changed a system (a guarded fix applied)",
+          ["runbook", "site"], registry=registry).labels(**run).set(len(verdict.writes))
     Gauge("runbook_last_run_exit_code", "Exit status of the last run: 0 ok, 1 unknown, 2 problem, 3 run failed",
           ["runbook", "site"], registry=registry).labels(**run).set(
         verdict.exit_code() if exit_code is None else exit_code)
@@ -196,8 +206,12 @@ def write_alerts(verdict: Verdict, exit_code: int, *, junit: str | os.PathLike |
         write_prometheus(verdict, prometheus, exit_code=exit_code)
 
 
-def summary_line(verdict: Verdict, exit_code: int) -> str:
-    """``health PROBLEM: 2 problem, 5 ok: health.provider_running, ... (run ID, record PATH)``"""
+def summary_line(verdict: Verdict, exit_code: int, record: str | None = None) -> str:
+    """``health PROBLEM: 2 problem, 5 ok: health.provider_running, ... (run ID, record PATH)``
+
+    ``record`` is the path to show (default: the verdict's own, relative to the outputs folder's
+    parent). A run that wrote to a system starts with ``CHANGED: ...``.
+    """
     word = {0: "OK", 1: "UNKNOWN", 2: "PROBLEM"}.get(exit_code, "FAILED")
     counts = ", ".join(f"{n} {s}" for s in STATUSES if (n := sum(f.status == s for f in verdict.findings)))
     failing = [f.id for f in verdict.sorted_findings() if f.status in ("problem", "unknown")]
@@ -207,6 +221,8 @@ def summary_line(verdict: Verdict, exit_code: int) -> str:
     if verdict.error:
         line += f": run failed: {verdict.error}"
     where = f"run {verdict.run_id}" if verdict.run_id else "no run"
-    if verdict.record:
-        where += f", record {verdict.record}"
-    return f"{line} ({where})"
+    record = verdict.record if record is None else record
+    if record:
+        where += f", record {record}"
+    changed = verdict.changed_line()
+    return (f"{changed}\n" if changed else "") + f"{line} ({where})"

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable
 
-from . import records
+from . import index_chain, records
 from .errors import RunbookError
 
 RETENTION_ENV = "RUNBOOK_RETENTION_DAYS"
@@ -75,6 +75,11 @@ def format_row(e: dict) -> str:
     shown = ", ".join(failing[:3]) + (f" +{len(failing) - 3}" if len(failing) > 3 else "")
     if roots:
         shown = "fix first " + shown
+    writes = e.get("writes") or 0
+    marks = (["TAMPERED"] if e.get("tampered") else []) + \
+        ([f"CHANGED({writes} write{'s' if writes != 1 else ''})"] if writes else [])
+    if marks:
+        shown = " ".join(marks) + (f" {shown}" if shown else "")
     return f"{e.get('run_id', '?'):<22} {e.get('runbook', '?'):<12} {e.get('started', ''):<20} " \
            f"{run_status(e):<8} {shown}"
 
@@ -135,7 +140,10 @@ def show(outputs: Path, entry: dict) -> str:
         out.append(f"    {c.get('outcome')}: {c.get('target')}: {c.get('action')} ({c.get('detail')})")
     if entry.get("parts"):
         out.append(f"  also recorded    {', '.join(entry['parts'])}")
-    check = records.verify(record_dir(outputs, entry), entry.get("verdict_sha256", ""), entry["runbook"])
+    writes = verdict.writes
+    out.append(f"  writes           {len(writes)}"
+               + (" (this run changed a system: see the first line)" if writes else ""))
+    check = verify_entry(outputs, entry)
     out.append(f"  files            {record_dir(outputs, entry)}")
     out.append("  checksums        " + ("valid" if check.ok else "MISMATCH: " + "; ".join(check.problems)))
     return "\n".join(out)
@@ -209,7 +217,7 @@ def last_healthy(outputs: Path, runbook: str, before: str | None = None, exclude
     best = None
     for e in records.read_index(outputs):
         if (e.get("runbook") == runbook and e.get("exit_code") == 0 and e.get("run_id") != exclude
-                and (before is None or (e.get("started") or "") <= before)):
+                and not e.get("tampered") and (before is None or (e.get("started") or "") <= before)):
             best = e
     return best
 
@@ -265,21 +273,65 @@ def _line_diff(a: list[str], b: list[str]) -> tuple[list[str], list[str]]:
 
 # --- verification, rebuild, retention ---------------------------------------------------------------
 
+def verify_entry(outputs: Path, entry: dict) -> records.Verification:
+    """One run's record against what was written at run time: the verdict JSON's digest and the
+    record's manifest kept in the index, and the checksums in the verdict's provenance. A record
+    ``rebuild`` found changed stays changed."""
+    folder = record_dir(outputs, entry)
+    out = records.verify(folder, entry.get("verdict_sha256", ""), entry["runbook"])
+    want = entry.get("manifest_sha256")
+    if want and folder.is_dir() and out.ok and records.record_manifest_sha256(folder) != want:
+        out.add("changed", "manifest")
+    for problem in entry.get("tampered") or []:
+        if problem not in out.problems:
+            out.problems.append(problem)
+            out.ok = False
+    return out
+
+
 def verify_all(outputs: Path, entries: Iterable[dict] | None = None) -> dict[str, records.Verification]:
-    """Run id -> what :func:`records.verify` found, for the given entries (default: the whole index)."""
-    return {e["run_id"]: records.verify(record_dir(outputs, e), e.get("verdict_sha256", ""), e["runbook"])
+    """Run id -> what :func:`verify_entry` found, for the given entries (default: the whole index)."""
+    return {e["run_id"]: verify_entry(outputs, e)
             for e in (records.read_index(outputs) if entries is None else entries)}
+
+
+def verify_chain(outputs: Path) -> list[str]:
+    """Where the index's hash chain is broken (an entry changed, removed or inserted by hand)."""
+    with records.index_lock(outputs, exclusive=False):
+        return index_chain.verify_chain(records.index_lines(outputs))
 
 
 def rebuild(outputs: Path) -> list[dict]:
     """Write the index again from the record directories; returns the entries, oldest first.
 
+    Entries are derived from the records again, but a record whose files no longer match what was
+    written at run time (the digests the old index kept, or the checksums of its own provenance)
+    is never approved again: its entry keeps what the run recorded (status included) and is
+    marked ``tampered`` with what changed, so ``verify`` keeps failing and ``list``, ``diff`` and
+    ``prune`` never take it for a healthy run. The chain is written again over the result.
+
     The index lock is held throughout, so a run that finishes meanwhile appends after the rebuild
     instead of into a file about to be replaced.
     """
     with records.index_lock(outputs, exclusive=True):
-        entries = [e for d in records.record_dirs(outputs) if (e := records.entry_from_record(outputs, d))]
+        before = {e.get("run_id"): e for e in records.read_index_unlocked(outputs)}
+        entries = []
+        for d in records.record_dirs(outputs):
+            entry = records.entry_from_record(outputs, d)
+            if entry is None:
+                continue
+            known = before.get(entry["run_id"])
+            check = records.verify(d, (known or {}).get("verdict_sha256", ""), entry["runbook"])
+            if known and known.get("manifest_sha256") and known["manifest_sha256"] != entry["manifest_sha256"]:
+                if check.ok:
+                    check.add("changed", "manifest")
+            problems = sorted(set(check.problems) | set((known or {}).get("tampered") or []))
+            if problems:
+                entry = {k: v for k, v in (known or entry).items() if k != "prev_sha256"}
+                entry["tampered"] = problems
+            entries.append(entry)
         entries.sort(key=lambda e: (e.get("started") or "", e.get("run_id") or ""))
+        entries = index_chain.chain(entries)
         records.write_atomic(records.index_path(outputs), records.index_text(entries))
     return entries
 
@@ -298,7 +350,7 @@ def plan_prune(entries: list[dict], days: float, now: datetime | None = None,
     cutoff = (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
     keep_ids = {}
     for e in entries:
-        if e.get("exit_code") == 0:
+        if e.get("exit_code") == 0 and not e.get("tampered"):
             keep_ids[e.get("runbook")] = e.get("run_id")
     spared = set(keep)
     old = [e for e in entries if (e.get("started") or "") < cutoff and e.get("run_id") not in spared]

@@ -27,6 +27,7 @@ class Call:
     bytes_out: int = 0  # bytes sent to it
     truncated: bool = False  # the evidence kept is a bounded excerpt of what came back
     write: bool = False  # the call changes the system (only ever inside a guarded fix)
+    error_kind: str = ""  # the SourceError's kind when the call failed ("unreachable", "host_key" ...)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,6 +99,7 @@ class CallLog:
         except Exception as exc:
             call.outcome = "error"
             call.detail = call.detail or str(exc)
+            call.error_kind = getattr(exc, "kind", "") if isinstance(getattr(exc, "kind", ""), str) else ""
             raise
         finally:
             call.seconds = round(time.monotonic() - start, 4)

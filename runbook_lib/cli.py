@@ -13,6 +13,7 @@
     runbook records rebuild | prune [--days N] [--dry-run]
     runbook lab up [SCENARIO]      start a twin in the background, print its site file
     runbook lab down               stop it
+    runbook lab jupyter [SCENARIO] a twin and JupyterLab on notebooks/; the twin stops with JupyterLab
     runbook lab site               print the running twin's site file (exit 1 when none runs)
     runbook lab scenarios          the shipped scenarios and the findings each expects
 
@@ -36,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import kernel
+from . import interrupts, kernel
 from .errors import RunbookError
 from .verdict import EXIT_RUN_FAILED
 
@@ -53,25 +54,9 @@ class UsageError(RunbookError):
 
 # --- parameters -------------------------------------------------------------------------------
 
-def parse_value(text: str) -> Any:
-    """A ``-p`` value as a YAML scalar: ``3`` is an int, ``true`` a bool, ``null`` None.
-
-    Anything that is not a plain scalar (a list, a mapping, a date, invalid YAML) stays the
-    string that was typed.
-    """
-    import yaml
-
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return text
-
-
 def parse_parameters(pairs: list[list[str]] | None) -> dict[str, Any]:
-    return {name: parse_value(value) for name, value in (pairs or [])}
+    """``-p NAME VALUE`` pairs as typed: each notebook's parameters cell says what a value must be."""
+    return {name: value for name, value in (pairs or [])}
 
 
 # --- the background twin (`runbook lab up/down`) -----------------------------------------------
@@ -243,16 +228,42 @@ def _site_for_run(args) -> Path:
                      f"or set {SITE_ENV}, or start a twin with `runbook lab up`")
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """A path as the user standing in the current directory would type it: relative when it is
+    below the current directory, else absolute."""
+    absolute = Path(path).resolve()
+    try:
+        return str(absolute.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(absolute)
+
+
+def verdict_text(result) -> str:
+    """The verdict for the terminal: a run that changed a system says so first, and the record's
+    path is shown relative to where the user stands."""
+    from dataclasses import replace
+
+    verdict = result.verdict
+    if result.paths.get("notebook"):
+        verdict = replace(verdict, record=shown_path(result.paths["notebook"]))
+    return verdict.text()
+
+
+def _print_result(result, as_json: bool) -> None:
+    print(result.verdict.to_json() if as_json else verdict_text(result), flush=True)
+
+
 def cmd_run(args) -> int:
-    from .runner import run_runbook
+    from .runner import prepare, run_runbook
 
     parameters = parse_parameters(args.param)
+    prepare(args.section, parameters)  # a bad parameter is refused before any twin or system is touched
     progress = (sys.stderr.isatty() and not args.json) if args.progress is None else args.progress
 
     def run(site: Path) -> int:
         result = run_runbook(args.section, site_file=site, parameters=parameters,
                              outputs_dir=args.outputs, progress=progress, timeout=args.timeout)
-        print(result.verdict.to_json() if args.json else result.verdict.text())
+        _print_result(result, args.json)
         return result.exit_code
 
     return _with_site(args, run)
@@ -268,6 +279,36 @@ def cmd_lab_up(args) -> int:
     print(f"  or in JupyterLab:          site_file = \"{site}\"", file=sys.stderr)
     print("  stop it:                   runbook lab down", file=sys.stderr)
     return 0
+
+
+def jupyter_argv(folder: str | os.PathLike, *, as_root: bool) -> list[str]:
+    """JupyterLab on ``folder`` from this environment (``--allow-root`` when run as root: JupyterLab
+    refuses to start as root without it, in a container for instance)."""
+    argv = [str(Path(sys.executable).parent / "jupyter"), "lab", str(folder)]
+    return argv + ["--allow-root"] if as_root else argv
+
+
+def cmd_lab_jupyter(args) -> int:
+    """A twin, then JupyterLab on the notebooks with ``RUNBOOK_SITE`` pointing at it; the twin is
+    stopped when JupyterLab exits, however it exits (an error, Ctrl-C, SIGTERM, SIGHUP)."""
+    twin = lab_up(args.scenario)
+    print(f"lab twin running (pid {twin['pid']}); it stops when JupyterLab does", file=sys.stderr)
+    try:
+        env = dict(os.environ, **{SITE_ENV: twin["site"]})
+        proc = subprocess.Popen(jupyter_argv(args.folder, as_root=os.geteuid() == 0), env=env)
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=LAB_STOP_GRACE * 2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise
+    finally:
+        lab_down()
+        print("lab twin stopped", file=sys.stderr)
 
 
 def cmd_lab_down(args) -> int:
@@ -325,32 +366,76 @@ def _with_site(args, fn):
 
 
 def cmd_check(args) -> int:
-    """The health runbook for schedulers: one line, the exit status, optional alert files."""
+    """The health runbook for schedulers: one line, the exit status, alert files written whatever
+    else failed (and where they went said on stderr)."""
     from . import alerts
+    from .runner import prepare
+
+    parameters = parse_parameters(args.param)
 
     def check(site_file) -> tuple:
-        return alerts.run_check(site_file, outputs_dir=args.outputs, parameters=parse_parameters(args.param),
-                                timeout=args.timeout, junit=args.junit, prometheus=args.prometheus)
+        return alerts.run_check(site_file, outputs_dir=args.outputs, parameters=parameters,
+                                timeout=args.timeout, junit=None, prometheus=None)
 
     try:
+        prepare("health", parameters)
         verdict, code = _with_site(args, check)
-    except RunbookError as exc:  # no site, or no twin: the alert files must still say so
-        verdict, code = alerts.failed_check(str(exc)), EXIT_RUN_FAILED
-        alerts.write_alerts(verdict, code, junit=args.junit, prometheus=args.prometheus)
-    print(verdict.to_json() if args.json else alerts.summary_line(verdict, code))
+    except KeyboardInterrupt as exc:  # SIGTERM from a scheduler: say so in the alert files too
+        result = getattr(exc, "result", None)
+        verdict = (result.verdict if result is not None
+                   else alerts.failed_check(f"interrupted by {interrupts.signal_name(exc)}"))
+        _write_check_alerts(args, verdict, EXIT_RUN_FAILED)
+        raise
+    except Exception as exc:  # no site, no twin, a bad parameter, anything: the alert files must say so
+        verdict, code = alerts.failed_check(_one_line(exc)), EXIT_RUN_FAILED
+    code = _write_check_alerts(args, verdict, code)
+    print(verdict.to_json() if args.json else alerts.summary_line(verdict, code,
+                                                                     record=_shown_record(verdict, args.outputs)),
+          flush=True)
     return code
 
 
+def _write_check_alerts(args, verdict, code: int) -> int:
+    """Write the alert files asked for; say where on stderr. A file that cannot be written makes
+    the check fail (exit 3), but never stops the other file or the summary line."""
+    from . import alerts
+
+    written = []
+    for kind, path in (("junit", args.junit), ("prometheus", args.prometheus)):
+        if not path:
+            continue
+        try:
+            alerts.write_alerts(verdict, code, **{kind: path})
+            written.append(shown_path(path))
+        except Exception as exc:
+            print(f"runbook: cannot write the {kind} file {path}: {_one_line(exc)}", file=sys.stderr)
+            code = EXIT_RUN_FAILED
+    if written:
+        print(f"runbook: alert files written: {', '.join(written)}", file=sys.stderr)
+    return code
+
+
+def _shown_record(verdict, outputs: str | None) -> str:
+    """The record's notebook relative to the current directory (the verdict keeps it relative to
+    the outputs folder's parent)."""
+    from . import records
+
+    if not verdict.record:
+        return ""
+    return shown_path(records.outputs_dir(outputs).parent / verdict.record)
+
+
 def cmd_triage(args) -> int:
-    from .runner import run_runbook
+    from .runner import prepare, run_runbook
 
     parameters = parse_parameters(args.param)
+    prepare("triage", parameters)  # a bad parameter is refused before any twin or system is touched
     progress = sys.stderr.isatty() and not args.json
 
     def triage(site: Path) -> int:
         result = run_runbook("triage", site_file=site, parameters=parameters, outputs_dir=args.outputs,
                              progress=progress, timeout=args.timeout)
-        print(result.verdict.to_json() if args.json else result.verdict.text() + "\n" + rerun_hint(args))
+        print(result.verdict.to_json() if args.json else verdict_text(result) + "\n" + rerun_hint(args), flush=True)
         return result.exit_code
 
     return _with_site(args, triage)
@@ -400,8 +485,12 @@ def cmd_records(args) -> int:
         bad = {run: v for run, v in results.items() if not v.ok}
         for run, v in bad.items():
             print(f"{run}: " + "; ".join(v.problems))
-        print(f"{len(results)} record(s) checked, {len(bad)} changed", file=sys.stderr)
-        return 2 if bad else 0
+        breaks = archive.verify_chain(outputs)
+        for problem in breaks:
+            print(f"index chain: {problem}")
+        print(f"{len(results)} record(s) checked, {len(bad)} changed; index chain "
+              + (f"broken in {len(breaks)} place(s)" if breaks else "intact"), file=sys.stderr)
+        return 2 if bad or breaks else 0
     if verb == "rebuild":
         entries = archive.rebuild(outputs)
         print(f"index rebuilt from {len(entries)} record(s): {records.index_path(outputs)}", file=sys.stderr)
@@ -430,9 +519,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_RUN_FAILED, f"{self.prog}: error: {message}\n")
 
 
+def _debug_option(p) -> None:
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the Python traceback of a failure (otherwise one line on stderr)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="runbook", description="Executable runbooks for an Omni + Proxmox + Talos + ArgoCD stack.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of a failure (otherwise one line on stderr)")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,check,triage,records,lab}")
 
     run = verbs.add_parser(
@@ -447,8 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run against a lab twin started for this run (healthy, a shipped "
                             "scenario name, or a scenario file)")
     run.add_argument("-p", "--parameter", dest="param", nargs=2, action="append",
-                     metavar=("NAME", "VALUE"), help="a notebook parameter (VALUE read as YAML "
-                                                     "scalar); secrets only as env:NAME / file:PATH")
+                     metavar=("NAME", "VALUE"), help="a notebook parameter, checked against the type its "
+                                                     "parameters cell declares; secrets only as env:NAME / file:PATH")
     run.add_argument("--json", action="store_true", help="print the verdict JSON instead of text")
     run.add_argument("--outputs", metavar="DIR", help="where records go (default: $RUNBOOK_OUTPUTS "
                                                       "or ./outputs)")
@@ -457,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="show a progress bar (default: when stderr is a terminal)")
     run.set_defaults(func=cmd_run)
+    _debug_option(run)
 
     def site_options(p) -> None:
         where = p.add_mutually_exclusive_group()
@@ -468,6 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--timeout", type=float, default=DEFAULT_CELL_TIMEOUT, metavar="SECONDS",
                        help=f"longest any one cell may run (default {DEFAULT_CELL_TIMEOUT:g})")
         p.add_argument("--json", action="store_true", help="print the verdict JSON instead of text")
+        _debug_option(p)
 
     check = verbs.add_parser(
         "check", help="run the health runbook headless for a scheduler: one line, exit status, alert files",
@@ -530,16 +628,31 @@ def build_parser() -> argparse.ArgumentParser:
     rec.set_defaults(func=cmd_records)
 
     lab = verbs.add_parser("lab", help="keep a lab twin running for interactive work")
-    lab_verbs = lab.add_subparsers(dest="lab_verb", required=True, metavar="{up,down,site,scenarios}")
+    lab_verbs = lab.add_subparsers(dest="lab_verb", required=True, metavar="{up,down,jupyter,site,scenarios}")
     up = lab_verbs.add_parser("up", help="start a twin in the background and print its site file")
     up.add_argument("scenario", nargs="?", default=None, metavar="SCENARIO",
                     help="a shipped scenario name or a scenario file (default: healthy)")
     up.set_defaults(func=cmd_lab_up)
     lab_verbs.add_parser("down", help="stop the background twin").set_defaults(func=cmd_lab_down)
+    jl = lab_verbs.add_parser("jupyter", help="start a twin, open JupyterLab on the notebooks, stop the twin when "
+                                              "JupyterLab exits (what `make lab` runs)")
+    jl.add_argument("scenario", nargs="?", default=None, metavar="SCENARIO", help="default: healthy")
+    jl.add_argument("--folder", default="notebooks", help="what JupyterLab opens (default: notebooks)")
+    jl.set_defaults(func=cmd_lab_jupyter)
     lab_verbs.add_parser("site", help="print the running twin's site file").set_defaults(func=cmd_lab_site)
     lab_verbs.add_parser("scenarios", help="list the shipped scenarios and what each expects"
                          ).set_defaults(func=cmd_lab_scenarios)
     return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) if str(exc) else ""
+    if isinstance(exc, RunbookError):
+        return text or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -549,17 +662,38 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # papermill logs what the verdict already says (a timed-out cell); keep stderr for our messages
     logging.getLogger("papermill").addHandler(logging.NullHandler())
+    previous = interrupts.install()
+    try:
+        return _main(args)
+    finally:
+        interrupts.restore(previous)
+
+
+def _main(args) -> int:
     try:
         return args.func(args)
-    except RunbookError as exc:
-        print(f"runbook: {exc}", file=sys.stderr)
-        return EXIT_RUN_FAILED
-    except KeyboardInterrupt:
-        print("runbook: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        result = getattr(exc, "result", None)
+        if result is not None and args.verb != "check":
+            try:
+                _print_result(result, getattr(args, "json", False))
+            except Exception:
+                pass
+        name = interrupts.signal_name(exc)
+        where = (f"; partial record {shown_path(result.paths['notebook'])}"
+                 if result is not None and result.paths else "")
+        print(f"runbook: interrupted by {name}{where}", file=sys.stderr)
+        return interrupts.exit_code(exc)
     except BrokenPipeError:  # `runbook ... | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # every failure of the run itself: one line, exit 3 (--debug: the traceback)
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"runbook: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_RUN_FAILED
 
 
 if __name__ == "__main__":

@@ -68,6 +68,14 @@ class TLSFailed(SourceError):
     kind = "tls"
 
 
+class HostKeyMismatch(TLSFailed):
+    """An SSH host key differs from the one in known_hosts: the host was reinstalled, or someone
+    is in the middle. A security event: the verdict reports it once, as a problem
+    (``security.host_key_mismatch``), not as the reason of every finding it left unchecked."""
+
+    kind = "host_key"
+
+
 class NotFound(SourceError):
     """The object asked for does not exist (container, resource, file)."""
 

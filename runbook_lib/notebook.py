@@ -40,9 +40,20 @@ class Parameters:
 
     def __init__(self, **values: Any):
         self.__dict__.update(values)
+        self.__dict__["_observers"] = {}
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def on_change(self, name: str, callback) -> None:
+        """Call ``callback(new_value)`` whenever the form changes ``name``."""
+        self._observers.setdefault(name, []).append(callback)
+
+    def set(self, name: str, value: Any) -> None:
+        """Change one value (what the form does) and tell whoever observes it."""
+        setattr(self, name, value)
+        for callback in self._observers.get(name, []):
+            callback(value)
 
     def form(self, *, skip: tuple[str, ...] = ("headless", "run_id", "verdict_path")):
         """Show a form bound to the values (interactive use only; returns the widget)."""
@@ -50,7 +61,7 @@ class Parameters:
         from IPython.display import display
 
         rows = []
-        for name, value in self.__dict__.items():
+        for name, value in self.as_dict().items():
             if name in skip:
                 continue
             if isinstance(value, bool):
@@ -62,11 +73,20 @@ class Parameters:
             else:
                 widget = w.Text(value=str(value), description=name, layout=w.Layout(width="60%"))
             widget.style.description_width = "14em"
-            widget.observe(lambda change, n=name: setattr(self, n, change["new"]), names="value")
+            widget.observe(lambda change, n=name: self._from_form(n, change["new"]), names="value")
             rows.append(widget)
-        box = w.VBox([w.HTML("<b>Parameters</b> (edit, then run the cells below)"), *rows])
+        self.__dict__["_messages"] = w.Output()
+        box = w.VBox([w.HTML("<b>Parameters</b> (edit, then run the cells below)"), *rows, self._messages])
         display(box)
         return box
+
+    def _from_form(self, name: str, value: Any) -> None:
+        messages = self.__dict__.get("_messages")
+        if messages is None:
+            return self.set(name, value)
+        with messages:  # what a callback prints shows under the form, not in the log console
+            messages.clear_output()
+            self.set(name, value)
 
 
 def resolve_site_file(site_file: str = "") -> Path:
@@ -94,29 +114,56 @@ class Run:
     t0: float = field(default_factory=time.monotonic)
 
     def load_site(self) -> Site:
+        """Load the site the parameters name. In JupyterLab, a site file typed into the form later
+        loads that site instead (and rebinds the notebook's ``site``), so the cells below use it."""
         self.site = load_site(resolve_site_file(getattr(self.params, "site_file", "")))
+        self._describe_site()
+        if not getattr(self.params, "headless", True) and "site_file" in self.params.as_dict():
+            self.params.on_change("site_file", self._site_file_changed)
+        return self.site
+
+    def _describe_site(self) -> None:
         print(f"site {self.site.name}: Omni {self.site.omni.url}, Proxmox clusters "
               f"{', '.join(self.site.proxmox)}, provider host {self.site.hosts.provider.label}")
         for warning in self.site.insecure_settings():
             print(f"WARNING: {warning}")
-        return self.site
+
+    def _site_file_changed(self, value: str) -> None:
+        try:
+            new = load_site(resolve_site_file(value))
+        except SiteError as exc:
+            print(f"site file not loaded: {exc}")
+            return
+        old, self.site = self.site, new
+        try:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+        except ImportError:
+            shell = None
+        if shell is not None and shell.user_ns.get("site") is old:
+            shell.user_ns["site"] = new  # the cells below read `site`
+        self._describe_site()
 
     def progress(self, step: str) -> None:
         print(f"[{time.monotonic() - self.t0:6.1f} s] gathered: {step}", flush=True)
 
     def verdict(self, findings: list[Finding]) -> Verdict:
+        from .verdict import with_security_events
+
         params = redact.default().obj(self.params.as_dict())
         for k in ("headless", "verdict_path"):
             params.pop(k, None)
+        calls = redact.default().obj(self.calls.to_list())
         return Verdict(
             runbook=self.runbook,
-            findings=findings,
+            findings=with_security_events(findings, calls),
             run_id=getattr(self.params, "run_id", "") or new_run_id(),
             site=self.site.name if self.site else "",
             started=self.started,
             finished=utcnow(),
             parameters=params,
-            calls=redact.default().obj(self.calls.to_list()),
+            calls=calls,
             warnings=self.site.insecure_settings() if self.site else [],
         )
 

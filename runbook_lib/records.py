@@ -10,15 +10,18 @@ One run leaves one directory::
 A triage incident is one such directory holding several runbooks' files (``health.*``,
 ``provider.*`` ...) plus its summary (``triage.*``); only the summary is indexed.
 
-Every file is written atomically (a temporary file in the same directory, fsync, rename), so a
-reader, or a crash, never sees half a record. Files are created ``0600``: a record describes
-infrastructure even when its secrets are masked.
+Every file is written atomically (a temporary file in the same directory, fsync, rename), and a
+new run's directory is published whole (:class:`RecordTarget`: staged under a hidden name, then
+renamed), so a reader, or a crash, never sees half a record. Files are created ``0600``: a record
+describes infrastructure even when its secrets are masked.
 
 **Provenance.** Each verdict JSON carries ``provenance``: the run id, the SHA-256 of the input
 notebook, the project's version, and ``checksums``: the SHA-256 of every other file of its
 directory when it was written. The JSON is written last; its own digest goes into the index
 line (``verdict_sha256``). :func:`verify` recomputes both, so a record changed afterwards is
-found. The index can always be rebuilt from the records (:func:`entry_from_record`).
+found. Index lines are chained (:mod:`runbook_lib.index_chain`): each carries the digest of the
+line before it and of its record's manifest. The index can be rebuilt from the records
+(:func:`entry_from_record`; :func:`runbook_lib.archive.rebuild` never approves a changed record).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from .index_chain import chain, entry_line, link, manifest_sha256
 from .redact import Redactor
 
 OUTPUTS_ENV = "RUNBOOK_OUTPUTS"
@@ -93,6 +97,101 @@ def claim_dir(path: Path) -> None:
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.mkdir(mode=0o700)
+
+
+class RecordTarget:
+    """Where one run's record goes, so that it appears whole or not at all.
+
+    A new run's files are written into a hidden staging directory beside their final place
+    (``<day>/.<run_id>.<pid>.partial``, claimed exclusively) and published by renaming it to
+    ``<day>/<run_id>`` in one step. A record that goes into an existing directory (a triage
+    incident's) is written file by file, atomically, its verdict JSON last; if that fails, the
+    files of that runbook are removed again. :meth:`abandon` removes whatever was claimed and not
+    published, so no empty or partial directory is left behind.
+    """
+
+    def __init__(self, final: RecordPaths, staging: RecordPaths | None = None, *, owns_dir: bool = False,
+                 claim_error: OSError | None = None):
+        self.final = final
+        self.staging = staging or final
+        self.owns_dir = owns_dir  # we created final.dir (a notebook that keeps an incident in it)
+        self.claim_error = claim_error
+        self.published = False
+
+    @property
+    def staged(self) -> bool:
+        return self.staging.dir != self.final.dir
+
+    def ensure(self) -> None:
+        from .errors import RunFailed
+
+        if self.claim_error is not None:
+            raise RunFailed(f"cannot create the record directory under {self.final.dir.parent}: "
+                            f"{self.claim_error.strerror or self.claim_error}")
+
+    def publish(self) -> None:
+        if self.staged:
+            os.rename(self.staging.dir, self.final.dir)
+            _fsync_dir(self.final.dir.parent)
+        self.published = True
+
+    def abandon(self, *, force: bool = False) -> None:
+        """Remove what was claimed and not published (``force``: this runbook's files too)."""
+        import shutil
+
+        if (self.published and not force) or self.claim_error is not None:
+            return
+        if self.staged:
+            shutil.rmtree(self.staging.dir, ignore_errors=True)
+        elif force:
+            for path in self.final.as_dict().values():
+                path.unlink(missing_ok=True)
+        if self.owns_dir or self.staged:
+            _remove_empty(self.final.dir)
+            _remove_empty(self.final.dir.parent)
+
+
+def _remove_empty(directory: Path) -> None:
+    try:
+        directory.rmdir()
+    except OSError:
+        pass  # not empty, or already gone
+
+
+def claim_staging(outputs: Path, day: str, run_id: str, section: str) -> RecordTarget:
+    """Claim ``<outputs>/<day>/.<run_id>.<pid>.partial`` for a new run; ``FileExistsError`` when the
+    run id is taken (by a run still writing, or by a record already there)."""
+    final = paths_in(outputs, outputs / day / run_id, section)
+    staging_dir = outputs / day / f".{run_id}.{os.getpid()}.partial"
+    staging_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    staging_dir.mkdir(mode=0o700)
+    # checked after claiming: of two runs that drew the same id, at least one sees the other
+    rivals = [p for p in staging_dir.parent.glob(f".{run_id}.*.partial") if p != staging_dir]
+    if final.dir.exists() or rivals:
+        staging_dir.rmdir()
+        raise FileExistsError(str(final.dir))
+    return RecordTarget(final, paths_in(outputs, staging_dir, section))
+
+
+def sweep_stale_partials(outputs: Path) -> None:
+    """Remove the staging directories of runs whose process is gone (killed with SIGKILL before
+    their record was published): never a record, only what was being written."""
+    import re
+    import shutil
+
+    if not outputs.is_dir():
+        return
+    for partial in outputs.glob("*/.*.partial"):
+        m = re.fullmatch(r"\.(.+)\.(\d+)\.partial", partial.name)
+        if not m or not partial.is_dir() or partial.is_symlink():
+            continue
+        try:
+            os.kill(int(m.group(2)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(partial, ignore_errors=True)
+            _remove_empty(partial.parent)
+        except OSError:
+            continue
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -212,11 +311,16 @@ def skip_slow_optional_imports() -> None:
 _html_lock = threading.Lock()
 
 
+TEMPLATES = Path(__file__).parent / "templates"
+
+
 @functools.cache
 def _html_exporter():
+    """nbconvert's lab HTML without any script from the network (``templates/runbook_record``)."""
     from nbconvert import HTMLExporter
 
-    return HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    return HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                        extra_template_basedirs=[str(TEMPLATES)], template_name="runbook_record")
 
 
 def render_html(nb: Any, verdict: Any = None) -> str:
@@ -304,21 +408,61 @@ def index_lock(outputs: Path, *, exclusive: bool) -> Iterator[None]:
 
 
 def append_index(outputs: Path, entry: dict) -> None:
-    """Append one JSON line to ``<outputs>/index.jsonl`` under the index lock.
+    """Append one JSON line to ``<outputs>/index.jsonl`` under the index lock, chained to the line
+    before it (``prev_sha256``, see :func:`chain`).
 
     The line is written with a single ``write`` while the lock is held, so concurrent runs
     (threads or processes) never interleave or tear lines.
     """
-    line = (json.dumps(entry, sort_keys=False, separators=(",", ":")) + "\n").encode("utf-8")
     with index_lock(outputs, exclusive=True):
-        fd = os.open(index_path(outputs), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(index_path(outputs), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
+            entry = {**entry, "prev_sha256": link(_last_line(fd))}
+            line = (json.dumps(entry, sort_keys=False, separators=(",", ":")) + "\n").encode("utf-8")
             written = 0
             while written < len(line):
                 written += os.write(fd, line[written:])
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _last_line(fd: int) -> str:
+    """The last non-empty line of the open index (read from its end)."""
+    size = os.fstat(fd).st_size
+    block, data = 1 << 16, b""
+    pos = size
+    while pos > 0:
+        step = min(block, pos)
+        pos -= step
+        data = os.pread(fd, step, pos) + data
+        lines = [ln for ln in data.split(b"\n") if ln.strip()]
+        if len(lines) > 1 or (lines and pos == 0):
+            return lines[-1].decode("utf-8", errors="replace")
+    return ""
+
+
+def index_lines(outputs: Path) -> list[str]:
+    """The index's non-empty lines as written."""
+    try:
+        text = index_path(outputs).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def record_manifest_sha256(directory: Path) -> str:
+    """:func:`manifest_sha256` of the files a record directory holds now."""
+    return manifest_sha256(checksums(directory))
+
+
+def index_run(outputs: Path, verdict, paths: RecordPaths, exit_code: int, *, verdict_sha256: str,
+              parts: list[str] | None = None) -> dict:
+    """Append the index line of a record just written (its manifest taken from the files now)."""
+    entry = index_entry(verdict, paths, exit_code, verdict_sha256=verdict_sha256, parts=parts,
+                        manifest_sha256=record_manifest_sha256(paths.dir))
+    append_index(outputs, entry)
+    return entry
 
 
 def read_index(outputs: Path) -> list[dict]:
@@ -349,8 +493,8 @@ def read_index_unlocked(outputs: Path) -> list[dict]:
 
 
 def index_text(entries: list[dict]) -> str:
-    """Index lines as :func:`append_index` writes them."""
-    return "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries)
+    """Index lines as :func:`append_index` writes them, chained again (:func:`chain`)."""
+    return "".join(entry_line(e) + "\n" for e in chain(entries))
 
 
 def write_index(outputs: Path, entries: list[dict]) -> None:
@@ -360,11 +504,13 @@ def write_index(outputs: Path, entries: list[dict]) -> None:
 
 
 def index_entry(verdict, paths: RecordPaths, exit_code: int, *, verdict_sha256: str = "",
-                parts: list[str] | None = None) -> dict:
+                parts: list[str] | None = None, manifest_sha256: str = "") -> dict:
     """The index line for one run: who, when, how it ended, where its record is.
 
-    ``verdict_sha256`` is the digest of the verdict JSON as written; ``parts`` the other
-    runbooks whose records share the directory (a triage incident's).
+    ``verdict_sha256`` is the digest of the verdict JSON as written; ``manifest_sha256`` the
+    digest of every file of the record directory when it was written (:func:`manifest_sha256`);
+    ``parts`` the other runbooks whose records share the directory (a triage incident's).
+    ``writes`` counts the calls that changed a system.
     """
     from .verdict import STATUSES
 
@@ -383,7 +529,9 @@ def index_entry(verdict, paths: RecordPaths, exit_code: int, *, verdict_sha256: 
         "error": verdict.error,
         "record": {k: paths.relative(p, to=paths.outputs) for k, p in paths.as_dict().items()},
         "parts": list(parts or []),
+        "writes": len(verdict.writes),
         "verdict_sha256": verdict_sha256,
+        "manifest_sha256": manifest_sha256,
     }
 
 
@@ -490,7 +638,8 @@ def entry_from_record(outputs: Path, directory: Path) -> dict | None:
     verdict = Verdict.from_dict(docs[main])
     paths = paths_in(outputs, directory, main)
     return index_entry(verdict, paths, verdict.exit_code(), verdict_sha256=sha256_file(paths.verdict),
-                       parts=sorted(n for n in docs if n != main))
+                       parts=sorted(n for n in docs if n != main),
+                       manifest_sha256=record_manifest_sha256(directory))
 
 
 def record_dirs(outputs: Path) -> Iterator[Path]:
@@ -500,5 +649,5 @@ def record_dirs(outputs: Path) -> Iterator[Path]:
     for day in sorted(outputs.iterdir()):
         if day.is_dir() and len(day.name) == 10 and day.name[4] == "-" and day.name[7] == "-":
             for run in sorted(day.iterdir()):
-                if run.is_dir():
+                if run.is_dir() and not run.name.startswith("."):  # .<run_id>.partial: not published
                     yield run

@@ -3,9 +3,10 @@
 Two kinds of knowledge:
 
 * **values**: every secret the package resolves (a site reference, a credential read from the
-  provider's config) is registered here. When the runner sets ``RUNBOOK_REDACT_FILE`` (it does,
-  for every headless run) each registered value is also appended to that file, so the runner,
-  which scrubs the record in another process, knows what the kernel saw.
+  provider's config) is registered here. When the runner sets ``RUNBOOK_SECRET_SOCKET`` (it does,
+  for every headless run) each registered value is also sent to it over that Unix socket
+  (:mod:`runbook_lib.secret_channel`), so the runner, which scrubs the record in another
+  process, knows what the kernel saw. No value is ever written to a file.
 * **names and shapes**: values whose *name* looks secret (``password``, ``tokenSecret``,
   ``OMNI_SERVICE_ACCOUNT_KEY`` ...) and well-known credential syntaxes (``PVEAPIToken=...``) are
   masked even when their value was never registered.
@@ -18,8 +19,9 @@ import re
 import threading
 from typing import Any, Iterable
 
+from . import secret_channel
+
 MASK = "***"
-REDACT_FILE_ENV = "RUNBOOK_REDACT_FILE"
 _MIN_SECRET_LEN = 4  # shorter values would mask ordinary words
 
 _SECRET_NAME = re.compile(
@@ -60,24 +62,9 @@ def register(value: str | None) -> None:
         if value in _values:
             return
         _values.add(value)
-    path = os.environ.get(REDACT_FILE_ENV)
+    path = os.environ.get(secret_channel.SOCKET_ENV)
     if path:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(value.replace("\\", "\\\\").replace("\n", "\\n") + "\n")
-
-
-def load_file(path: str | os.PathLike) -> set[str]:
-    """Read values written by :func:`register` in another process."""
-    found: set[str] = set()
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                line = line.rstrip("\n")
-                if line:
-                    found.add(line.replace("\\n", "\n").replace("\\\\", "\\"))
-    except FileNotFoundError:
-        pass
-    return found
+        secret_channel.send(path, value)
 
 
 def known_values() -> set[str]:

@@ -6,6 +6,7 @@ unregistered): in one run, a problem that another problem of the run can explain
 a problem that nothing of the run explains is a root cause. Root causes are ordered so the one to
 fix first comes first: the one that explains the most problems of the run; on a tie, the lower
 layer (Proxmox and the provider host before Omni, Omni before Kubernetes), then catalog order.
+A security event (``security.*``: possible interception) always comes first.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import functools
 from dataclasses import dataclass
 
 from . import catalog
+
+SECURITY = "security."  # a security event (an SSH host key that does not match) is looked at before any fix
 
 
 @functools.lru_cache(maxsize=1)
@@ -58,7 +61,7 @@ def attribute(problem_ids: list[str]) -> Attribution:
 
     def rank(fid: str) -> tuple:
         layer = cat[fid].layer if fid in cat else cat.layers[-1]
-        return -score[fid], layers[layer], order.get(fid, len(order)), fid
+        return not fid.startswith(SECURITY), -score[fid], layers[layer], order.get(fid, len(order)), fid
 
     explained_by = {p: sorted((q for q in problems if q != p and p in reach.get(q, ())), key=rank) for p in problems}
     roots = sorted((p for p in problems if not explained_by[p]), key=rank)

@@ -7,20 +7,29 @@ literals; the runner always injects ``site_file``, ``run_id``, ``verdict_path`` 
 
 What a run does, in order:
 
-1. refuse what must not run: an unknown section, a site file that fails validation, a parameter
-   the notebook does not declare, a secret-looking parameter holding a literal instead of a
-   reference (parameters end up in the record; credentials must not);
-2. execute the notebook on this interpreter's kernel (:mod:`runbook_lib.kernel`) in a private
-   temporary directory, with ``RUNBOOK_REDACT_FILE`` set in the kernel's environment so every
-   secret the kernel resolves is reported back;
+1. refuse what must not run, before anything is started or contacted: an unknown section, a
+   parameter the notebook does not declare or whose value does not fit its declared type
+   (:mod:`runbook_lib.parameters`), a secret-looking parameter holding a literal instead of a
+   reference (parameters end up in the record; credentials must not), a site file that fails
+   validation;
+2. execute the notebook on this interpreter's kernel (:mod:`runbook_lib.kernel`), talking to it
+   over Unix sockets (``transport="ipc"``) in a private 0700 temporary directory, never a TCP
+   port; the kernel's environment names a socket (:mod:`runbook_lib.secret_channel`) over which
+   every secret the kernel resolves is reported back. The executed notebook is kept in memory
+   (a papermill I/O handler), never written unscrubbed;
 3. build a :class:`~runbook_lib.redact.Redactor` from those values, the site's own secrets and
    what this process registered, and scrub the whole notebook and the verdict with it;
-4. write the record atomically (:mod:`runbook_lib.records`) with its provenance (the input
-   notebook's SHA-256, the project's version, the checksums of the record's files), append the
-   index line, apply the retention setting, and delete the temporary directory whatever happened.
+4. write the record into a hidden staging directory and publish it with one rename
+   (:class:`runbook_lib.records.RecordTarget`), with its provenance (the input notebook's
+   SHA-256, the project's version, the checksums of the record's files, the measured duration),
+   append the hash-chained index line, apply the retention setting, and delete the temporary
+   directory whatever happened.
 
 A cell that fails, a cell that times out, a kernel that dies: the record is still written, with
-the failure in ``error`` and exit code 3.
+the failure in ``error`` and exit code 3. Outputs that cannot be written: the verdict is returned
+all the same, with the failure in ``error``. A ``KeyboardInterrupt`` (SIGINT; the command line
+turns SIGTERM and SIGHUP into one too) stops the kernel, keeps the partial record marked
+interrupted, and is raised again.
 
 Runs in separate processes may happen at the same time (each claims its own record directory and
 appends to the index under a lock). Within one process they are serialised, because papermill
@@ -30,21 +39,21 @@ changes the working directory while it runs. Several runs can share one kernel t
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import secrets
 import shutil
 import sys
-import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import kernel, records, redact
+from . import interrupts, kernel, records, redact, secret_channel
 from .errors import RunbookError, SiteError
+from .kernel_session import KernelSession, private_tmpdir, sweep_stale_workdirs
 from .site import load_site, resolve_secret, secret_refs
 from .verdict import Verdict
 
@@ -57,8 +66,6 @@ _CLAIM_TRIES = 8
 
 # papermill changes the process's working directory while a notebook runs: one run at a time
 _RUN_LOCK = threading.Lock()
-# a unix socket path is limited to 107 bytes; the kernel appends "-<port>" to the prefix
-_MAX_SOCKET_PREFIX = 96
 
 
 @dataclass
@@ -147,25 +154,18 @@ def check_parameters(parameters: dict[str, Any], declared: set[str] | None = Non
             )
 
 
-def declared_parameters(nb_path: Path) -> set[str]:
-    """The names in a notebook's ``parameters`` cell (read without a kernel)."""
-    import papermill
-
-    return set(papermill.inspect_notebook(str(nb_path)))
-
-
 # --- secrets ------------------------------------------------------------------------------------
 
-def secret_values(site_file: Path | None, redact_file: Path | None) -> set[str]:
+def secret_values(site_file: Path | None, sink: "secret_channel.SecretSink | None" = None) -> set[str]:
     """Every secret value a record must not contain.
 
-    The values the kernel resolved (``redact_file``), the site's secret references that resolve
-    here (those that do not are skipped: the kernel could not have read them either), and
+    The values the kernel resolved (sent over ``sink``), the site's secret references that
+    resolve here (those that do not are skipped: the kernel could not have read them either), and
     everything registered in this process.
     """
     values: set[str] = set()
-    if redact_file is not None:
-        values |= redact.load_file(redact_file)
+    if sink is not None:
+        values |= sink.values()
     if site_file is not None:
         try:
             site = load_site(site_file)
@@ -181,6 +181,23 @@ def secret_values(site_file: Path | None, redact_file: Path | None) -> set[str]:
 
 
 # --- the run ------------------------------------------------------------------------------------
+
+def prepare(section: str, parameters: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any], set[str]]:
+    """The notebook of ``section`` and the operator's parameters checked and converted to the types
+    its ``parameters`` cell declares (:mod:`runbook_lib.parameters`). Raises :class:`RunbookError`
+    before anything is started or contacted."""
+    from . import parameters as typed
+
+    nb_path = notebook_path(section)
+    given = dict(parameters or {})
+    declared = typed.declared(nb_path)
+    for name in given:  # names first: a misspelt one is named as such, not as a bad value
+        if name in INJECTED or name in INJECTED_IF_DECLARED or name not in declared:
+            check_parameters({name: given[name]}, set(declared))
+    converted = typed.convert(given, declared)
+    check_parameters(converted, set(declared))
+    return nb_path, converted, set(declared)
+
 
 def run_runbook(
     section: str,
@@ -204,82 +221,119 @@ def run_runbook(
     shared with other runs.
 
     Raises :class:`RunbookError` (``SiteError`` included) when the run cannot start; once the
-    notebook has started, failures end up in the verdict's ``error`` instead.
+    notebook has started, failures end up in the verdict's ``error`` instead (a record that cannot
+    be written too: the verdict is returned all the same, with ``record_dir`` None). A
+    ``KeyboardInterrupt`` (SIGINT, or SIGTERM/SIGHUP as the command line maps them) stops the
+    kernel, keeps the partial record marked interrupted, and is raised again with the
+    :class:`RunResult` as its ``result`` attribute.
     """
     records.skip_slow_optional_imports()
-    parameters = dict(parameters or {})
-    nb_path = notebook_path(section)
+    nb_path, parameters, declared = prepare(section, parameters)
     site_path = Path(site_file).expanduser().resolve()
     site = load_site(site_path)
-    declared = declared_parameters(nb_path)
-    check_parameters(parameters, declared)
 
-    started = utc_now()
+    started, clock = utc_now(), time.monotonic()
     outputs = records.outputs_dir(outputs_dir)
-    paths = _claim_record(outputs, section, run_id, started, record_dir)
-    run_id = paths.dir.name if record_dir is None else (run_id or paths.dir.name)
+    sweep_stale_workdirs()
+    records.sweep_stale_partials(outputs)
+    target = _claim_record(outputs, section, run_id, started, record_dir, incident="record_dir" in declared)
+    run_id = target.final.dir.name if record_dir is None else (run_id or target.final.dir.name)
 
-    work = _private_tmpdir(outputs)
+    own_session = session is None
+    work: Path | None = None
+    interrupt: BaseException | None = None
     try:
-        source = nb_path.read_bytes()
-        executed_input = work / f"input-{section}.ipynb"
-        executed_input.write_bytes(source)  # the bytes hashed are the bytes run
-        redact_file = session.redact_file if session is not None else work / "redact"
-        redact_file.touch(mode=0o600)
+        work = private_tmpdir(outputs)
+        session = session or KernelSession(outputs, work=work)
+        source = nb_path.read_bytes()  # the bytes hashed are the bytes run
         verdict_file = work / "verdict.json"
-        executed = work / f"{section}.ipynb"
         injected = {**parameters, "site_file": str(site_path), "run_id": run_id,
                     "verdict_path": str(verdict_file), "headless": True}
         if "record_dir" in declared:
-            injected["record_dir"] = str(paths.dir)
+            injected["record_dir"] = str(target.final.dir)
 
         threading.Thread(target=records.warm_html, name="warm-html", daemon=True).start()
-        error = _execute(executed_input, executed, injected, redact_file, cwd=nb_path.parent,
-                         progress=progress, timeout=timeout, session=session)
+        store = _MemoryNotebooks.new()
+        try:
+            error = _execute(source, store, injected, cwd=nb_path.parent, progress=progress,
+                             timeout=timeout, session=session)
+        except KeyboardInterrupt as exc:
+            interrupt = exc
+            session.kill()  # the event loop was interrupted mid-call: stop the kernel the hard way
+            error = f"interrupted by {interrupts.signal_name(exc)} before the run finished"
         finished = utc_now()
 
-        verdict, nb = _collect(section, executed_input, executed, verdict_file, error)
+        verdict, nb = _collect(section, source, _MemoryNotebooks.pop(store), verdict_file, error)
         verdict.run_id = run_id
         verdict.runbook = section
         verdict.site = verdict.site or site.name
         verdict.started = verdict.started or iso(started)
         verdict.finished = verdict.finished or iso(finished)
         verdict.parameters = {"site_file": str(site_path), **parameters}
-        verdict.record = paths.relative(paths.notebook)
+        verdict.record = target.final.relative(target.final.notebook)
         for w in site.insecure_settings():
             if w not in verdict.warnings:
                 verdict.warnings.append(w)
 
         # parameters under secret-looking names are references or switches (check_parameters);
         # Redactor.obj masks whatever else sits under such a name in metadata and verdict
-        redactor = redact.Redactor(secret_values(site_path, redact_file))
+        redactor = redact.Redactor(secret_values(site_path, session.sink))
 
         nb.metadata.setdefault("papermill", {})
         nb.metadata.papermill["input_path"] = str(nb_path)
-        nb.metadata.papermill["output_path"] = str(paths.notebook)
+        nb.metadata.papermill["output_path"] = str(target.final.notebook)
         verdict = Verdict.from_dict(redactor.obj(verdict.to_dict()))
         verdict.provenance = provenance(section, nb_path, source, run_id, indexed=index)
+        verdict.provenance["seconds"] = round(time.monotonic() - clock, 3)  # the stamps are whole seconds
         nb.metadata["runbook"] = {"provenance": dict(verdict.provenance)}
         clean_nb = records.scrub_notebook(nb, redactor)
 
-        digest = records.write_record(paths, clean_nb, verdict)
+        result = _keep_record(target, clean_nb, verdict, outputs, section, index=index)
+        if interrupt is not None:
+            interrupt.result = result  # type: ignore[attr-defined]
+            raise interrupt
+        return result
+    finally:
+        if own_session and session is not None:
+            session.close()
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+        target.abandon()  # a record directory claimed for nothing goes again
+
+
+def _keep_record(target: "records.RecordTarget", nb, verdict: Verdict, outputs: Path, section: str, *,
+                 index: bool) -> RunResult:
+    """Write the record (whole or not at all), index it, apply retention. A record that cannot be
+    written makes the run fail (exit 3), but the verdict is returned all the same."""
+    from .errors import RunFailed
+
+    paths = target.final
+    try:
+        target.ensure()
+        digest = records.write_record(target.staging, nb, verdict)
+        target.publish()
         exit_code = verdict.exit_code()
         if index:
             parts = sorted(p.stem for p in paths.dir.glob("*.json") if p.stem != section)
-            records.append_index(outputs, records.index_entry(verdict, paths, exit_code,
-                                                              verdict_sha256=digest, parts=parts))
-            _apply_retention(outputs, run_id)
-        return RunResult(verdict=verdict, exit_code=exit_code, record_dir=paths.dir,
-                         paths=paths.as_dict())
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            records.index_run(outputs, verdict, paths, exit_code, verdict_sha256=digest, parts=parts)
+    except (RunFailed, OSError) as exc:
+        target.abandon(force=True)
+        reason = str(exc) if isinstance(exc, RunFailed) else f"{exc.strerror or exc}"
+        verdict.error = "; ".join(filter(None, [verdict.error, f"the record could not be written: {reason}"]))
+        verdict.record = ""
+        return RunResult(verdict=verdict, exit_code=verdict.exit_code(), record_dir=None, paths={})
+    if index:
+        _apply_retention(outputs, verdict.run_id)
+    return RunResult(verdict=verdict, exit_code=exit_code, record_dir=paths.dir, paths=paths.as_dict())
 
 
 def _claim_record(outputs: Path, section: str, run_id: str | None, started: datetime,
-                  record_dir: str | os.PathLike | None) -> records.RecordPaths:
-    """The record's files: in ``record_dir`` (which must exist and not hold this runbook's record
-    yet), or in a new directory claimed exclusively (a drawn run id that is taken is drawn again;
-    a given one that is taken is an error)."""
+                  record_dir: str | os.PathLike | None, *, incident: bool = False) -> records.RecordTarget:
+    """Where the record goes: into ``record_dir`` (which must exist and not hold this runbook's
+    record yet), or into a new directory published whole at the end (a drawn run id that is taken
+    is drawn again; a given one that is taken is an error). A notebook that keeps an incident in
+    its record directory (``incident``) gets that directory now. Outputs that cannot be written
+    are not an error yet: the run goes on and its verdict says the record could not be kept."""
     if run_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id):
         raise RunbookError(f"run id {run_id!r} may hold only letters, digits, '.', '_' and '-'")
     if record_dir is not None:
@@ -289,9 +343,25 @@ def _claim_record(outputs: Path, section: str, run_id: str | None, started: date
         paths = records.paths_in(outputs, directory, section)
         if paths.verdict.exists() or paths.notebook.exists():
             raise RunbookError(f"{directory} already holds a {section} record")
-        return paths
-    directory = claim_record_dir(outputs, run_id=run_id, started=started)
-    return records.paths_in(outputs, directory, section)
+        return records.RecordTarget(paths)
+    day = started.strftime("%Y-%m-%d")
+    if incident:
+        try:
+            directory = claim_record_dir(outputs, run_id=run_id, started=started)
+        except OSError as exc:
+            return records.RecordTarget(records.paths_in(outputs, outputs / day / (run_id or new_run_id(started)),
+                                                         section), claim_error=exc)
+        return records.RecordTarget(records.paths_in(outputs, directory, section), owns_dir=True)
+    for _ in range(_CLAIM_TRIES):
+        chosen = run_id or new_run_id(started)
+        try:
+            return records.claim_staging(outputs, day, chosen, section)
+        except FileExistsError:
+            if run_id is not None:
+                raise RunbookError(f"run id {run_id} is already taken ({outputs / day / run_id})") from None
+        except OSError as exc:
+            return records.RecordTarget(records.paths_in(outputs, outputs / day / chosen, section), claim_error=exc)
+    raise RunbookError(f"could not claim a new record directory under {outputs / day}")
 
 
 def claim_record_dir(outputs: Path, *, run_id: str | None = None, started: datetime | None = None) -> Path:
@@ -359,38 +429,41 @@ def _apply_retention(outputs: Path, run_id: str) -> None:
         print(f"runbook: warning: retention: {exc}", file=sys.stderr)
 
 
-def _private_tmpdir(outputs: Path) -> Path:
-    """A 0700 directory for the unscrubbed notebook; never inside the outputs folder."""
-    work = Path(tempfile.mkdtemp(prefix="runbook-"))
-    if work.resolve().is_relative_to(outputs):
-        shutil.rmtree(work, ignore_errors=True)
-        parent = kernel.state_dir() / "tmp"
-        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="runbook-", dir=parent))
-    os.chmod(work, 0o700)
-    return work
+class _MemoryNotebooks:
+    """A papermill I/O handler keeping the executed notebook in memory (``runbook-memory://KEY``):
+    the notebook is unscrubbed until the runner scrubs it, so it is never written to disk."""
 
+    SCHEME = "runbook-memory://"
+    _store: dict[str, str] = {}
+    _registered = False
 
-@functools.cache
-def _kernel_manager_class():
-    """An ``AsyncKernelManager`` that adds ``extra_env`` to the kernel's environment and sends the
-    kernel process's own output (its log, not the cells') to ``log_file``."""
-    from jupyter_client.manager import AsyncKernelManager
-    from traitlets import Dict, Unicode
+    @classmethod
+    def new(cls) -> str:
+        if not cls._registered:
+            from papermill.iorw import papermill_io
 
-    class RunbookKernelManager(AsyncKernelManager):
-        extra_env = Dict(config=True, help="variables added to the kernel's environment")
-        log_file = Unicode("", config=True, help="where the kernel process's stdout/stderr go")
+            papermill_io.register(cls.SCHEME, cls())
+            cls._registered = True
+        return f"{cls.SCHEME}{secrets.token_hex(8)}.ipynb"
 
-        async def start_kernel(self, **kw):
-            env = dict(kw.pop("env", None) or os.environ)
-            env.update(self.extra_env)
-            if not self.log_file:
-                return await super().start_kernel(env=env, **kw)
-            with open(self.log_file, "ab") as log:  # the child keeps its own copy of the fd
-                return await super().start_kernel(env=env, stdout=log, stderr=log, **kw)
+    @classmethod
+    def pop(cls, path: str):
+        import nbformat
 
-    return RunbookKernelManager
+        text = cls._store.pop(path, None)
+        return None if text is None else nbformat.reads(text, as_version=4)
+
+    def read(self, path):
+        return self._store[path]
+
+    def write(self, buf, path):
+        self._store[path] = buf
+
+    def listdir(self, path):
+        return []
+
+    def pretty_path(self, path):
+        return "(in memory)"
 
 
 def _log_tail(path: Path, lines: int = 5) -> str:
@@ -401,41 +474,36 @@ def _log_tail(path: Path, lines: int = 5) -> str:
     return " | ".join(line.strip() for line in tail if line.strip())
 
 
-def _execute(nb_path: Path, out: Path, parameters: dict, redact_file: Path, *, cwd: Path,
-             progress: bool, timeout: float | None, session: "KernelSession | None" = None) -> str:
-    """Run the notebook into ``out``; return "" or what went wrong (unscrubbed: the caller scrubs)."""
+def _execute(source: bytes, out: str, parameters: dict, *, cwd: Path, progress: bool,
+             timeout: float | None, session: "KernelSession") -> str:
+    """Run the notebook (its bytes) into the in-memory ``out``; return "" or what went wrong
+    (unscrubbed: the caller scrubs)."""
+    import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    work = out.parent
-    if session is not None:
-        engine = {"km": session.manager()}
-        log = session.work / "kernel.log"
-    else:
-        engine = {"kernel_manager_class": _kernel_manager_class(),
-                  "config": _kernel_config(work, redact_file)}
-        log = work / "kernel.log"
+    nb = nbformat.reads(source.decode("utf-8"), as_version=4)
+    log = session.work / "kernel.log"
     with _RUN_LOCK:
         try:
             papermill.execute_notebook(
-                str(nb_path), str(out),
+                nb, out,
                 parameters=parameters,
                 kernel_name=kernel.ensure_kernel(),
                 language="python",
                 cwd=str(cwd),
                 progress_bar=progress,
                 log_output=False,
-                request_save_on_cell_execute=False,  # saved once at the end (also when a cell fails)
+                request_save_on_cell_execute=True,  # in memory: an interrupted run keeps what ran
                 execution_timeout=timeout,
-                **engine,
+                km=session.manager(),
             )
         except PapermillExecutionError as exc:
             return f"{exc.ename}: {exc.evalue} (in cell [{exc.exec_count}])"
         except Exception as exc:  # timeout, dead kernel, kernel that would not start
             from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-            if session is not None:
-                session.discard()  # the next run gets a fresh kernel
+            session.discard()  # the next run gets a fresh kernel
             if isinstance(exc, CellTimeoutError):
                 return f"a cell ran longer than {timeout:g} s and was stopped"
             tail = _log_tail(log)
@@ -446,70 +514,11 @@ def _execute(nb_path: Path, out: Path, parameters: dict, redact_file: Path, *, c
     return ""
 
 
-def _kernel_config(work: Path, redact_file: Path):
-    """The kernel manager's settings: the redact file in its environment, its log in ``work``,
-    and unix sockets in ``work`` instead of loopback ports other users could reach."""
-    from traitlets.config import Config
-
-    settings = {"extra_env": {redact.REDACT_FILE_ENV: str(redact_file)}, "log_file": str(work / "kernel.log")}
-    sockets = work / "kernel"
-    if len(str(sockets)) < _MAX_SOCKET_PREFIX:
-        settings.update(transport="ipc", ip=str(sockets))
-    return Config({_kernel_manager_class().__name__: settings})
-
-
-class KernelSession:
-    """One kernel for several runs (the runbooks of one triage incident).
-
-    The kernel starts with the first run and is shut down by :meth:`close` (or when the session
-    is used as a context manager). Its environment carries one redact file for all the runs. A
-    run that times out or kills the kernel discards it; the next run starts a new one. Runs in a
-    session share the kernel's namespace; every runbook notebook assigns what it reads.
-    """
-
-    def __init__(self, outputs_dir: str | os.PathLike | None = None):
-        self.work = _private_tmpdir(records.outputs_dir(outputs_dir))
-        self.redact_file = self.work / "redact"
-        self.redact_file.touch(mode=0o600)
-        self._km = None
-        self.starts = 0  # kernels started (the benchmark and tests read it)
-
-    def manager(self):
-        """The kernel manager the next run uses (papermill starts the kernel when it has none)."""
-        if self._km is None:
-            cls = _kernel_manager_class()
-            self._km = cls(kernel_name=kernel.ensure_kernel(), config=_kernel_config(self.work, self.redact_file))
-            self.starts += 1
-        return self._km
-
-    def discard(self) -> None:
-        """Shut the kernel down (if it runs); the next run starts another."""
-        km, self._km = self._km, None
-        if km is not None and km.has_kernel:
-            from jupyter_core.utils import run_sync
-
-            try:
-                run_sync(km.shutdown_kernel)(now=True)
-            except Exception:  # already dead: nothing to shut down
-                pass
-
-    def close(self) -> None:
-        self.discard()
-        shutil.rmtree(self.work, ignore_errors=True)
-
-    def __enter__(self) -> "KernelSession":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def _collect(section: str, nb_path: Path, executed: Path, verdict_file: Path, error: str):
+def _collect(section: str, source: bytes, executed, verdict_file: Path, error: str):
     """The executed notebook (or the template, if execution never started) and its verdict."""
     import nbformat
 
-    source = executed if executed.exists() else nb_path
-    nb = nbformat.read(source, as_version=4)
+    nb = executed if executed is not None else nbformat.reads(source.decode("utf-8"), as_version=4)
     verdict = Verdict(runbook=section, findings=[])
     if verdict_file.exists():
         try:

@@ -53,6 +53,50 @@ def exit_code(findings: Iterable[Finding | dict]) -> int:
     return EXIT_OK
 
 
+HOST_KEY_MISMATCH = "security.host_key_mismatch"
+SECURITY_PREFIX = "security."
+
+
+def with_security_events(findings: list[Finding], calls: list[dict]) -> list[Finding]:
+    """The findings with the run's security events raised once, at the top.
+
+    An SSH host key that does not match known_hosts (the calls' ``error_kind`` ``host_key``) is
+    possible interception: it becomes one ``problem`` finding, :data:`HOST_KEY_MISMATCH`, naming
+    each host and key once (so the run exits 2), and the findings it left unchecked say so in one
+    short line instead of repeating the reason.
+    """
+    mismatches = [c for c in calls if isinstance(c, dict) and c.get("error_kind") == "host_key"]
+    if not mismatches:
+        return findings
+    reasons: dict[str, str] = {}
+    for c in mismatches:
+        target, detail = str(c.get("target", "?")), str(c.get("detail") or "")
+        reasons.setdefault(target, detail.removeprefix(f"{target}: "))
+    hosts = ", ".join(reasons)
+    security = Finding(
+        HOST_KEY_MISMATCH, "problem",
+        f"the SSH host key of {hosts} does not match known_hosts: possible interception; nothing was sent to it",
+        evidence=[f"{t}: {r}" for t, r in reasons.items()],
+        fix="Check the host's key on its console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and "
+            "compare with the fingerprint above. Only if the host was reinstalled, replace its line in "
+            "known_hosts (ssh-keygen -R HOST, then add the verified key); otherwise treat it as an incident.")
+    pointer = f"not checked: see {HOST_KEY_MISMATCH}"
+    out = [security]
+    for f in findings:
+        if f.id == HOST_KEY_MISMATCH:
+            continue
+        evidence, pointed = [], False
+        for line in f.evidence:
+            if any(r and r in line for r in reasons.values()):
+                if not pointed:
+                    evidence.append(pointer)
+                    pointed = True
+            else:
+                evidence.append(line)
+        out.append(Finding(f.id, f.status, f.summary, evidence, f.fix) if pointed else f)
+    return out
+
+
 @dataclass
 class Verdict:
     runbook: str
@@ -81,9 +125,11 @@ class Verdict:
             f.explained_by = self.attribution.explained_by.get(f.id, []) if f.status == "problem" else []
 
     def sorted_findings(self) -> list[Finding]:
-        """Root causes in fix order, then the other problems, then unknown, ok, skipped."""
+        """Security events first, then root causes in fix order, then the other problems, then
+        unknown, ok, skipped."""
         roots = {fid: i for i, fid in enumerate(self.root_causes)}
-        return sorted(self.findings, key=lambda f: (_SEVERITY[f.status], roots.get(f.id, len(roots)), f.id))
+        return sorted(self.findings, key=lambda f: (not f.id.startswith(SECURITY_PREFIX), _SEVERITY[f.status],
+                                                    roots.get(f.id, len(roots)), f.id))
 
     @property
     def problems(self) -> list[Finding]:
@@ -94,6 +140,21 @@ class Verdict:
 
     def exit_code(self) -> int:
         return EXIT_RUN_FAILED if self.error else exit_code(self.findings)
+
+    @property
+    def writes(self) -> list[dict]:
+        """The calls that changed a system (only ever made by a guarded fix)."""
+        return [c for c in self.calls if isinstance(c, dict) and c.get("write")]
+
+    def changed_line(self) -> str:
+        """``CHANGED: <plan>: <write calls>`` when the run wrote to a system, else ""."""
+        writes = self.writes
+        if not writes:
+            return ""
+        plan = str((self.parameters or {}).get("apply_fix") or "(no plan id)")
+        calls = "; ".join(f"{c.get('action')} on {c.get('target')}"
+                          + ("" if c.get("outcome", "ok") == "ok" else f" ({c.get('outcome')})") for c in writes)
+        return f"CHANGED: {plan}: {calls}"
 
     def to_dict(self) -> dict:
         return {
@@ -194,7 +255,8 @@ class Verdict:
             return lines
 
         by_id = {f.id: f for f in self.findings}
-        out = [f"{self.runbook} runbook, site {self.site or '?'}, run {self.run_id or '?'}"]
+        out = [self.changed_line()] if self.writes else []
+        out.append(f"{self.runbook} runbook, site {self.site or '?'}, run {self.run_id or '?'}")
         if self.error:
             out += wrap(f"RUN FAILED: {self.error}", "  ", "    ")
         for w in self.warnings:

@@ -36,7 +36,7 @@ def make_record(outputs: Path, runbook: str, run_id: str, started: str, findings
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {runbook}")])
     digest = records.write_record(paths, nb, verdict)
     if index:
-        records.append_index(outputs, records.index_entry(verdict, paths, verdict.exit_code(), verdict_sha256=digest))
+        records.index_run(outputs, verdict, paths, verdict.exit_code(), verdict_sha256=digest)
     return paths.dir
 
 
@@ -211,7 +211,13 @@ def test_eight_runs_at_once_leave_eight_intact_records(tmp_path):
     checks = archive.verify_all(outputs)
     assert len(checks) == 8 and all(c.ok for c in checks.values()), checks
     assert len(list(records.record_dirs(outputs))) == 8
-    assert archive.rebuild(outputs) == sorted(entries, key=lambda e: (e["started"], e["run_id"]))
+    assert archive.verify_chain(outputs) == []  # eight appends at once, each linked to the one before
+
+    def unlinked(es):
+        return [{k: v for k, v in e.items() if k != "prev_sha256"} for e in es]
+
+    assert unlinked(archive.rebuild(outputs)) == unlinked(sorted(entries, key=lambda e: (e["started"], e["run_id"])))
+    assert archive.verify_chain(outputs) == []
 
 
 def test_findings_only_one_run_has_are_changes_only_when_they_fail():
@@ -238,3 +244,49 @@ def test_records_list_names_the_cause_to_fix_first(tmp_path, capsys):
     assert main(["records", "list", "--outputs", str(out)]) == 0
     row = capsys.readouterr().out.splitlines()[1]
     assert row.split("problem", 1)[1].strip().startswith("fix first provider.key_invalid, ")
+
+
+def test_rebuild_never_approves_a_record_changed_after_it_was_written(archive_dir, capsys):
+    entry = archive.find(archive_dir, "20261121T100000Z-bbbb")
+    verdict_file = archive_dir / entry["record"]["verdict"]
+    doc = json.loads(verdict_file.read_text())
+    doc["findings"][0]["status"] = "ok"  # a problem laundered into a healthy run
+    verdict_file.write_text(json.dumps(doc))
+    archive.rebuild(archive_dir)
+    rebuilt = archive.find(archive_dir, "20261121T100000Z-bbbb")
+    assert rebuilt["exit_code"] == 2 and rebuilt["problems"] == ["provider.key_invalid"]  # what the run recorded
+    assert rebuilt["tampered"] == ["provider.json: changed"]
+    assert archive.last_healthy(archive_dir, "provider") is None
+    assert main(["records", "verify", "--outputs", str(archive_dir)]) == 2
+    assert "bbbb: provider.json: changed" in capsys.readouterr().out
+    archive.rebuild(archive_dir)  # a second rebuild does not forget it either
+    assert main(["records", "verify", "--outputs", str(archive_dir)]) == 2
+    assert main(["records", "list", "--outputs", str(archive_dir), "--runbook", "provider"]) == 0
+    assert "TAMPERED" in capsys.readouterr().out
+
+
+def test_rebuild_without_an_index_still_checks_each_record_against_its_manifest(archive_dir):
+    records.index_path(archive_dir).unlink()
+    page = archive_dir / "2026-11-20" / "20261120T100000Z-aaaa" / "health.html"
+    page.write_text(page.read_text().replace("health", "HEALTH"))
+    entries = {e["run_id"][-4:]: e for e in archive.rebuild(archive_dir)}
+    assert entries["aaaa"]["tampered"] == ["health.html: changed"]
+    assert archive.last_healthy(archive_dir, "health") is None  # not the reference for diff or prune
+    assert [k for k, e in entries.items() if e.get("tampered")] == ["aaaa"]
+
+
+@pytest.mark.parametrize("edit", ["change", "remove", "insert"])
+def test_the_index_is_a_hash_chain_and_verify_finds_a_hand_edit(archive_dir, capsys, edit):
+    assert archive.verify_chain(archive_dir) == []
+    lines = records.index_path(archive_dir).read_text().splitlines()
+    if edit == "change":
+        lines[1] = lines[1].replace('"exit_code":2', '"exit_code":0')
+    elif edit == "remove":
+        del lines[1]
+    else:
+        lines.insert(2, lines[0])
+    records.index_path(archive_dir).write_text("\n".join(lines) + "\n")
+    breaks = archive.verify_chain(archive_dir)
+    assert breaks and all("changed, removed or inserted" in b for b in breaks)
+    assert main(["records", "verify", "--outputs", str(archive_dir)]) == 2
+    assert "index chain: index line" in capsys.readouterr().out

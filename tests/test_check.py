@@ -59,7 +59,10 @@ def prom_samples(path: Path) -> dict[str, list]:
 
 
 def finding_values(path: Path) -> dict[str, tuple[str, float]]:
-    return {s.labels["id"]: (s.labels["status"], s.value) for s in prom_samples(path)["runbook_finding"]}
+    """id -> (status, value); the status is read from the value: it is never a label of the series."""
+    samples = prom_samples(path)["runbook_finding"]
+    assert all(set(s.labels) == {"runbook", "site", "id"} for s in samples)
+    return {s.labels["id"]: ({0: "ok", 1: "unknown", 2: "problem"}[int(s.value)], s.value) for s in samples}
 
 
 def test_every_health_id_has_a_scenario_that_fails_it():
@@ -153,3 +156,52 @@ def test_the_installed_command_prints_one_line_and_exits_2(tmp_path):
     assert proc.stdout.count("\n") == 1 and "health.proxmox_api" in proc.stdout
     assert junit_cases(junit)["health.proxmox_api"].find("failure") is not None
     assert finding_values(prom)["health.proxmox_api"] == ("problem", 2.0)
+
+
+def test_a_finding_keeps_its_series_when_its_status_changes(tmp_path):
+    def series(status: str) -> set:
+        verdict = Verdict("health", [Finding("health.proxmox_api", status, "x")], site="lab",
+                          started="2026-11-27T10:00:00Z", finished="2026-11-27T10:00:01Z")
+        alerts.write_prometheus(verdict, tmp_path / f"{status}.prom")
+        return {(s.name, tuple(sorted(s.labels.items()))) for fam in
+                text_string_to_metric_families((tmp_path / f"{status}.prom").read_text()) for s in fam.samples}
+
+    assert series("ok") == series("problem") == series("unknown")
+
+
+def test_the_duration_is_the_measured_one_and_writes_are_counted(tmp_path):
+    verdict = Verdict("health", [Finding("health.proxmox_api", "ok", "x")], site="lab",
+                      started="2026-11-27T10:00:00Z", finished="2026-11-27T10:00:01Z",
+                      parameters={"apply_fix": "f-1a2b"}, provenance={"seconds": 2.25},
+                      calls=[{"target": "kubernetes lab", "action": "PATCH deployment argocd/argocd-repo-server",
+                              "outcome": "ok", "write": True},
+                             {"target": "kubernetes lab", "action": "GET pods", "outcome": "ok", "write": False}])
+    alerts.write_prometheus(verdict, tmp_path / "p.prom")
+    samples = prom_samples(tmp_path / "p.prom")
+    assert samples["runbook_last_run_duration_seconds"][0].value == 2.25  # not the 1 s between the stamps
+    assert samples["runbook_last_run_writes"][0].value == 1
+    line = alerts.summary_line(verdict, 0)
+    assert line.splitlines()[0] == "CHANGED: f-1a2b: PATCH deployment argocd/argocd-repo-server on kubernetes lab"
+
+
+def test_a_run_measures_its_own_duration(checks):
+    verdict, *_ = checks["healthy"]
+    measured = verdict.provenance["seconds"]
+    assert 0 < measured < 600 and alerts.duration(verdict) == measured
+
+
+def test_unwritable_outputs_still_give_the_verdict_and_the_alert_files(tmp_path, capsys):
+    from runbook_lib.cli import main
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    junit, prom = tmp_path / "alerts" / "j.xml", tmp_path / "alerts" / "health.prom"
+    code = main(["check", "--lab", "--outputs", str(blocker / "outputs"), "--junit", str(junit),
+                 "--prometheus", str(prom)])
+    out, err = capsys.readouterr()
+    assert code == 3
+    assert out.startswith("health FAILED: 7 ok") and "the record could not be written" in out
+    assert "Traceback" not in err and f"alert files written: {junit}, {prom}" in err
+    assert prom_samples(prom)["runbook_last_run_exit_code"][0].value == 3
+    assert set(finding_values(prom).values()) == {("ok", 0.0)}  # the checks themselves ran
+    assert "health.run" in junit_cases(junit)

@@ -45,18 +45,6 @@ def env(tmp_path, monkeypatch):
     return tmp_path
 
 
-# --- values --------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("text, value", [
-    ("3", 3), ("2.5", 2.5), ("true", True), ("no", False), ("null", None), ("crash", "crash"),
-    ("env:CANARY", "env:CANARY"), ("2026-11-27", "2026-11-27"), ("[a, b]", "[a, b]"),
-    ("a: b", "a: b"), ("'quoted'", "quoted"), ("{", "{"),
-])
-def test_parameter_values_are_yaml_scalars(text, value):
-    assert cli.parse_value(text) == value
-    assert type(cli.parse_value(text)) is type(value)
-
-
 # --- errors the user can cause ---------------------------------------------------------------------
 
 def test_bad_site_file_names_the_field_and_exits_3_without_traceback(env, capsys):
@@ -155,10 +143,18 @@ def test_lab_run_starts_the_twin_and_stops_it(fake_twin, capsys):
 
 
 def test_lab_run_stops_the_twin_when_the_run_cannot_happen(fake_twin, capsys):
-    assert cli.main(["run", "nosuch", "--lab", "key-invalid"]) == 3
+    assert cli.main(["run", "echo", "--lab", "key-invalid", "--timeout", "0.000001"]) == 3
     (twin,) = fake_twin.instances
     assert twin.scenario == "key-invalid" and twin.stopped
+
+
+def test_a_run_that_cannot_start_starts_no_twin(fake_twin, capsys):
+    assert cli.main(["run", "nosuch", "--lab", "key-invalid"]) == 3
     assert "unknown runbook" in capsys.readouterr().err
+    assert cli.main(["run", "echo", "--lab", "-p", "mode", "sideways"]) == 3
+    err = capsys.readouterr().err
+    assert "parameter 'mode' expects one of ok, problem, unknown" in err and "'sideways'" in err
+    assert fake_twin.instances == []  # refused before anything was started or contacted
 
 
 def test_lab_scenarios_lists_names_and_expected_ids(env, monkeypatch, capsys):
@@ -224,3 +220,89 @@ def test_a_recycled_pid_is_not_taken_for_a_twin(env, stand_in, capsys):
     assert "no lab twin was running" in capsys.readouterr().err
     time.sleep(0.2)
     assert proc.poll() is None  # not ours to stop
+
+
+@pytest.mark.parametrize("how", ["exits 1", "interrupted"])
+def test_lab_jupyter_stops_the_twin_however_jupyter_ends(env, monkeypatch, capsys, how):
+    calls = []
+    monkeypatch.setattr(cli, "lab_up", lambda scenario: calls.append(("up", scenario)) or {"site": "/s.yaml", "pid": 1})
+    monkeypatch.setattr(cli, "lab_down", lambda: calls.append(("down",)) or True)
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    script = ("import sys; sys.exit(1)" if how == "exits 1" else
+              "import os, signal, time; os.kill(os.getppid(), signal.SIGTERM); time.sleep(30)")
+    seen, real = {}, cli.jupyter_argv
+
+    def argv(folder, *, as_root):
+        seen["as_root"] = as_root
+        return [sys.executable, "-c", script]
+
+    monkeypatch.setattr(cli, "jupyter_argv", argv)
+    code = cli.main(["lab", "jupyter", "key-invalid"])
+    assert code == (1 if how == "exits 1" else 143)
+    assert calls == [("up", "key-invalid"), ("down",)] and seen["as_root"]
+    assert real("notebooks", as_root=True)[-1] == "--allow-root"
+    assert "--allow-root" not in real("notebooks", as_root=False)
+
+
+def test_the_record_path_is_shown_from_where_the_user_stands(env, monkeypatch, capsys):
+    site = write_site(env / "site.yaml")
+    (env / "here").mkdir()
+    monkeypatch.chdir(env / "here")
+    assert cli.main(["run", "echo", "--site", str(site), "--outputs", "../deep/outputs", "--no-progress"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("record:"))
+    shown = line.split("record:", 1)[1].strip()
+    assert Path(shown).is_file() and shown.endswith("echo.ipynb")  # openable as printed, from here
+    assert cli.shown_path(env / "here" / "x" / "y.ipynb") == "x/y.ipynb"
+    assert cli.shown_path(env / "deep") == str(env / "deep")  # above the current directory: absolute
+
+
+def test_a_record_that_cannot_be_written_still_prints_the_verdict(env, capsys):
+    site = write_site(env / "site.yaml")
+    blocker = env / "a-file"
+    blocker.write_text("")
+    code = cli.main(["run", "echo", "--site", str(site), "--outputs", str(blocker / "outputs"),
+                     "-p", "mode", "problem"])
+    out, err = capsys.readouterr()
+    assert code == 3 and "Traceback" not in err
+    assert "RUN FAILED: the record could not be written" in out and "echo.mode" in out  # the findings too
+
+
+def test_an_unexpected_failure_is_one_line_and_exit_3(env, monkeypatch, capsys):
+    from runbook_lib import runner
+
+    def boom(*a, **kw):
+        raise ValueError("something\nbroke")
+
+    monkeypatch.setattr(runner, "run_runbook", boom)
+    site = str(write_site(env / "site.yaml"))
+    assert cli.main(["run", "echo", "--site", site]) == 3
+    assert capsys.readouterr().err == "runbook: ValueError: something broke\n"
+    assert cli.main(["run", "echo", "--site", site, "--debug"]) == 3
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+def test_lab_modules_import_asyncssh_without_dsa_warnings():
+    proc = subprocess.run([sys.executable, "-W", "default", "-c",
+                           "import runbook_lib.lab.ssh_server, runbook_lib.lab.twin"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "DSA" not in proc.stderr and "Warning" not in proc.stderr
+
+
+def test_a_check_stopped_by_sigterm_still_writes_its_alert_files(env, monkeypatch, capsys):
+    import signal
+
+    from runbook_lib import alerts, interrupts
+
+    def stopped(*a, **kw):
+        raise interrupts.Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(alerts, "run_check", stopped)
+    monkeypatch.delenv("RUNBOOK_NOTEBOOKS")  # the real health notebook: its parameters are checked first
+    prom = env / "health.prom"
+    code = cli.main(["check", "--site", str(write_site(env / "site.yaml")), "--prometheus", str(prom)])
+    assert code == 143
+    text = prom.read_text()
+    assert 'runbook_last_run_exit_code{runbook="health",site=""} 3.0' in text
+    err = capsys.readouterr().err
+    assert "alert files written" in err and "interrupted by SIGTERM" in err

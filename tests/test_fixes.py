@@ -170,3 +170,18 @@ def test_argocd_fix_is_shown_then_applied_only_when_named(tmp_path):
     doc = json.loads(applied.paths["notebook"].read_text())
     text = json.dumps(doc)
     assert "before" in text and "after" in text and "applied" in text
+    # the write is visible everywhere a person or an alert looks, first
+    from runbook_lib import archive, records
+    from runbook_lib.cli import main, verdict_text
+
+    first = verdict_text(applied).splitlines()[0]
+    assert first.startswith(f"CHANGED: {plan_id}: PATCH /apis/apps/v1/namespaces/argocd/statefulsets/"
+                            "argocd-application-controller")
+    assert shown.verdict.changed_line() == "" and not verdict_text(shown).startswith("CHANGED")
+    entry = archive.find(out, applied.verdict.run_id)
+    assert entry["writes"] == 1 and archive.find(out, shown.verdict.run_id)["writes"] == 0
+    assert "CHANGED(1 write)" in archive.format_row(entry) and "CHANGED" not in archive.format_row(
+        archive.find(out, shown.verdict.run_id))
+    assert archive.show(out, entry).splitlines()[0].startswith(f"CHANGED: {plan_id}:")
+    assert main(["records", "list", "--outputs", str(out)]) == 0
+    assert records.read_index(out)[-1]["writes"] == 1

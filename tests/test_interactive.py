@@ -64,3 +64,25 @@ def test_same_code_path_same_findings(executed):
 
     assert findings(executed["interactive"]) == findings(executed["headless"])
     assert ("provider.key_invalid", "problem") in [f[:2] for f in findings(executed["headless"])]
+
+
+def test_the_forms_site_file_field_loads_that_site(tmp_path, monkeypatch, capsys):
+    """Typing another site file into the form makes the cells below use that site."""
+    from runbook_lib import notebook as nb
+
+    site = ("name: {name}\nomni: {{url: 'https://127.0.0.1:8099'}}\n"
+            "hosts: {{omni: {{host: 127.0.0.1}}, provider: {{host: 127.0.0.1}}}}\n"
+            "proxmox: {{c1: {{endpoints: ['https://127.0.0.1:8006'], token_id: 'runbook@pve!audit',"
+            " token_secret: 'env:UNSET_TOKEN_VAR'}}}}\nprovider: {{cluster: c1}}\n")
+    first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
+    first.write_text(site.format(name="first"))
+    second.write_text(site.format(name="second"))
+    monkeypatch.setenv("RUNBOOK_SITE", str(first))
+    run = nb.start("provider", nb.Parameters(site_file="", headless=False, run_id="", verdict_path=""))
+    assert run.load_site().name == "first"
+    form = run.params.form()  # what JupyterLab shows (start showed one too)
+    (field,) = [c for c in form.children if getattr(c, "description", "") == "site_file"]
+    field.value = str(second)
+    assert run.site.name == "second" and run.params.site_file == str(second)
+    field.value = str(tmp_path / "missing.yaml")  # a wrong path is said, the site in use stays
+    assert run.site.name == "second"

@@ -96,3 +96,98 @@ def test_a_section_of_an_incident_can_be_rendered(record, tmp_path, capsys):
     code = main(["records", "html", "last", "--outputs", str(root / "outputs"), "--section", "nosuch",
                  "-o", str(tmp_path / "x.html")])
     assert code == 3 and "no nosuch notebook" in capsys.readouterr().err
+
+
+REMOTE_LOADS = [  # what makes a browser fetch something: scripts, stylesheets, CSS imports and urls, frames
+    r"<script[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//",
+    r"<link[^>]*\bhref\s*=\s*[\"']?(?:https?:)?//",
+    r"<(?:img|iframe|source|video|audio)[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//",
+    r"@import\s+(?:url\()?\s*[\"']?(?:https?:)?//",
+    r"url\(\s*[\"']?(?:https?:)?//",
+]
+
+
+@pytest.mark.parametrize("which", ["written with the record", "rendered again"])
+def test_the_record_names_no_remote_url_to_load(record, page, which):
+    import re
+
+    html = (record[0].paths["html"] if which == "written with the record" else page).read_text()
+    found = [m.group(0) for pattern in REMOTE_LOADS for m in re.finditer(pattern, html, re.IGNORECASE)]
+    assert found == []
+    assert "require.js" not in html and "MathJax.js" not in html and "mathjax" not in html.lower()
+
+
+class NetworkTrap:
+    """A local proxy that answers nothing: every request the browser tries is recorded, none leaves."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.requests: list[str] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        import socket
+
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    self.requests.append(conn.recv(4096).split(b"\r\n", 1)[0].decode(errors="replace"))
+                except OSError:
+                    pass
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+def render_offline(html: Path, profile: Path) -> tuple[str, list[str]]:
+    """The page's DOM after Chromium loaded it with no network (every connection goes to a trap);
+    returns the DOM and the requests the page made."""
+    import re
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (.ci/run installs it)")
+    trap = NetworkTrap()
+    try:
+        proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                               f"--proxy-server=http://127.0.0.1:{trap.port}",
+                               "--proxy-bypass-list=<-loopback>", "--disable-background-networking",
+                               "--virtual-time-budget=3000", "--dump-dom", html.as_uri()],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        trap.close()
+    own = re.compile(r"^\S+ (?:https?://)?(?:(?:clients\d*|accounts|www)\.google\.com|[\w-]+\.googleapis\.com"
+                     r"|[\w.-]+\.gvt1\.com)[:/]")
+    return proc.stdout, [r for r in trap.requests if not own.match(r)]  # Chromium's own calls home: not the page's
+
+
+def test_the_record_renders_offline_with_its_verdict_rows(page, tmp_path):
+    import re
+
+    dom, tried = render_offline(page, tmp_path / "profile")
+    rows = re.findall(r"<tr class=\"finding-(\w+)\"", dom)
+    assert rows and rows[0] == "problem" and rows.count("ok") >= 6
+    assert tried == []  # nothing was fetched, because nothing is loaded from anywhere
+
+
+def test_the_offline_check_would_see_a_page_that_loads_from_a_cdn(tmp_path):
+    page = tmp_path / "cdn.html"
+    page.write_text("<html><head><script src='https://cdn.example.org/require.js'></script></head>"
+                    "<body><table><tr class='finding-ok'><td>ok</td></tr></table></body></html>")
+    _, tried = render_offline(page, tmp_path / "profile")
+    assert any("cdn.example.org" in t for t in tried)

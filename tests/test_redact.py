@@ -32,10 +32,15 @@ def test_ordinary_text_is_kept(text):
 
 
 def test_registered_values_are_masked_anywhere(tmp_path, monkeypatch):
-    monkeypatch.setenv(redact.REDACT_FILE_ENV, str(tmp_path / "values"))
+    from runbook_lib import secret_channel
+
+    sink = secret_channel.SecretSink(tmp_path)
+    monkeypatch.setenv(secret_channel.SOCKET_ENV, str(sink.path))
     redact.register("CANARY-zz-0042")
-    assert "CANARY-zz-0042" in redact.load_file(tmp_path / "values")
-    out = Redactor(redact.load_file(tmp_path / "values")).obj(
+    sink.close()
+    assert "CANARY-zz-0042" in sink.values()
+    assert not any(tmp_path.iterdir())  # the value went over the socket, never into a file
+    out = Redactor(sink.values()).obj(
         {"note": "saw CANARY-zz-0042 in a log", "list": ["x CANARY-zz-0042"]})
     assert "CANARY-zz-0042" not in str(out)
 

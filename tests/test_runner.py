@@ -195,11 +195,19 @@ def test_the_site_secrets_are_masked_even_when_the_kernel_never_resolved_them(en
     assert isinstance(runner.secret_values(unresolvable, None), set)
 
 
-def test_the_redact_file_feeds_the_redactor(tmp_path):
-    f = tmp_path / "redact"
-    f.write_text("first-secret-value\nline\\nbreak-secret\n")
-    values = runner.secret_values(None, f)
-    assert {"first-secret-value", "line\nbreak-secret"} <= values
+def test_the_secret_channel_feeds_the_redactor_and_writes_nothing(tmp_path):
+    from runbook_lib import secret_channel
+
+    sink = secret_channel.SecretSink(tmp_path)
+    try:
+        assert secret_channel.send(str(sink.path), "first-secret-value")
+        assert secret_channel.send(str(sink.path), "line\nbreak\\secret")
+        values = runner.secret_values(None, sink)  # acknowledged: known before send returned
+        assert {"first-secret-value", "line\nbreak\\secret"} <= values
+        assert [p.name for p in tmp_path.iterdir()] == ["secrets.sock"]  # a socket: no data on disk
+    finally:
+        sink.close()
+    assert not sink.path.exists()
 
 
 def test_a_secret_looking_parameter_with_a_literal_is_refused(env):
@@ -301,3 +309,24 @@ def test_run_ids_sort_by_time():
 
     rid = runner.new_run_id(datetime(2026, 11, 27, 10, 15, tzinfo=timezone.utc))
     assert RUN_ID.match(rid) and rid.startswith("20261127T101500Z-")
+
+
+def test_the_kernel_listens_on_unix_sockets_and_its_key_file_goes_once_read(env):
+    with runner.KernelSession(env["outputs"]) as session:
+        result = runner.run_runbook("echo", site_file=env["site"], outputs_dir=env["outputs"], session=session)
+        assert result.exit_code == 0
+        km = session.manager()
+        assert km.has_kernel and km.transport == "ipc" and km.ip.startswith(str(session.work))
+        sockets = sorted(p.name for p in session.work.iterdir())
+        assert any(name.startswith("kernel-") for name in sockets)  # ipc endpoints, no TCP port
+        assert "kernel.json" not in sockets  # the HMAC key lived on disk only until the kernel read it
+    assert not session.work.exists()
+
+
+def test_a_session_that_runs_nothing_leaves_nothing(env):
+    """A triage summary whose records are all there opens a session and never runs anything; its
+    kernel is then shut down without its atexit handlers: the session must have made nothing."""
+    places = [env["tmp"], env["root"] / "home" / "tmp"]
+    before = [sorted(p.iterdir()) if p.exists() else [] for p in places]
+    runner.KernelSession(env["outputs"])  # never closed, as in a kernel stopped with SIGKILL
+    assert [sorted(p.iterdir()) if p.exists() else [] for p in places] == before

@@ -17,7 +17,7 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import asyncssh
+from .ssh_lib import asyncssh
 
 from . import shell
 from .latency import pause

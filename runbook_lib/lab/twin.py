@@ -175,7 +175,7 @@ class Twin:
 
     # --- files -----------------------------------------------------------------------------
     def _host_key(self, role: str) -> Path:
-        import asyncssh
+        from .ssh_lib import asyncssh
 
         path = self.workdir / f"host_key_{role}"
         asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(path))
@@ -183,7 +183,7 @@ class Twin:
         return path
 
     def _write_client_key(self) -> str:
-        import asyncssh
+        from .ssh_lib import asyncssh
 
         key = asyncssh.generate_private_key("ssh-ed25519", comment="runbook-lab")
         path = self.workdir / "client_key"

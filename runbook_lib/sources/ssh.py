@@ -29,6 +29,7 @@ from .. import redact
 from ..calls import CallLog
 from ..errors import (
     AuthFailed,
+    HostKeyMismatch,
     Malformed,
     SourceError,
     TimedOut,
@@ -226,7 +227,7 @@ class SSHHost:
         if isinstance(exc, paramiko.ProxyCommandFailure):
             return Unreachable(self.name, f"the ProxyCommand for {where} failed: {exc}")
         if isinstance(exc, paramiko.BadHostKeyException):
-            return TLSFailed(
+            return HostKeyMismatch(
                 self.name,
                 f"host key of {where} does not match known_hosts "
                 f"(got {exc.key.get_name()} {exc.key.fingerprint}): the host was reinstalled, "

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-import asyncssh
+from runbook_lib.lab.ssh_lib import asyncssh
 import paramiko
 import pytest
 from aiohttp import web
