@@ -15,7 +15,7 @@ atomically by prometheus_client's ``write_to_textfile``::
 
     runbook_finding{runbook,site,id}                  0 ok/skipped, 1 unknown, 2 problem (one per finding)
     runbook_findings{runbook,site,status}             how many findings have each status (all four, always)
-    runbook_root_cause{runbook,site,id}               one per root cause: its place in fix order (1 first)
+    runbook_root_cause{runbook,site,id}               one per finding: its place in fix order (1 first), 0 if not a root cause
     runbook_last_run_timestamp_seconds{runbook,site}  when the run finished (alert when it gets old)
     runbook_last_run_duration_seconds{runbook,site}   how long it took (measured, not from the whole-second stamps)
     runbook_last_run_exit_code{runbook,site}          0 ok, 1 unknown, 2 problem, 3 the run failed
@@ -150,10 +150,10 @@ def write_prometheus(verdict: Verdict, path: str | os.PathLike, exit_code: int |
                    registry=registry)
     for status in STATUSES:
         totals.labels(**run, status=status).set(sum(f.status == status for f in verdict.findings))
-    roots = Gauge("runbook_root_cause", "A root cause of this run's problems: its place in fix order (1 first)",
-                  ["runbook", "site", "id"], registry=registry)
-    for place, fid in enumerate(verdict.root_causes, 1):
-        roots.labels(**run, id=fid).set(place)
+    roots = Gauge("runbook_root_cause", "Place of a finding among the run's root causes in fix order "
+                  "(1 fix first); 0 when it is not a root cause", ["runbook", "site", "id"], registry=registry)
+    for f in verdict.sorted_findings():
+        roots.labels(**run, id=f.id).set(verdict.root_causes.index(f.id) + 1 if f.id in verdict.root_causes else 0)
     finished = verdict.finished or verdict.started
     stamp = Gauge("runbook_last_run_timestamp_seconds", "When the last run finished (Unix time)",
                   ["runbook", "site"], registry=registry)
