@@ -28,7 +28,8 @@ from typing import Callable, Iterable
 from .errors import RunbookError, SourceError
 from .verdict import Finding
 
-VERBS = ("patch", "delete", "restart")
+VERBS = ("patch", "delete", "restart", "post")
+PATH = "path"  # a Change whose ``kind`` is this addresses an API path (``name``), e.g. a Proxmox VM's
 
 
 class FixRefused(RunbookError):
@@ -40,11 +41,11 @@ class Change:
     """One write: ``verb`` on one object of ``target`` (``body`` is the patch for ``patch``)."""
 
     target: str  # the system, e.g. "kubernetes homelab"
-    verb: str  # patch | delete | restart (a pod-template annotation stamped at apply time)
+    verb: str  # patch | delete | restart (a pod-template annotation stamped at apply time) | post (an API call)
     kind: str
     name: str
     namespace: str | None = None
-    body: dict | None = None
+    body: dict | None = None  # the patch for patch; the parameters of post, and of delete when it has any
     why: str = ""
 
     def __post_init__(self):
@@ -52,9 +53,13 @@ class Change:
             raise ValueError(f"change verb must be one of {VERBS}, got {self.verb!r}")
         if self.verb == "patch" and not self.body:
             raise ValueError("a patch change needs a body")
+        if self.verb == "post" and self.kind != PATH:
+            raise ValueError("a post change addresses an API path (kind 'path')")
 
     @property
     def object(self) -> str:
+        if self.kind == PATH:
+            return self.name
         return f"{self.kind} {self.namespace + '/' if self.namespace else ''}{self.name}"
 
     def describe(self) -> str:
@@ -62,7 +67,9 @@ class Change:
         if self.verb == "patch":
             return f"PATCH {self.object}: {json.dumps(self.body, sort_keys=True)}"
         if self.verb == "delete":
-            return f"DELETE {self.object}"
+            return f"DELETE {self.object}" + (f" {json.dumps(self.body, sort_keys=True)}" if self.body else "")
+        if self.verb == "post":
+            return f"POST {self.object}" + (f" {json.dumps(self.body, sort_keys=True)}" if self.body else "")
         return (f"PATCH {self.object}: spec.template.metadata.annotations"
                 '["kubectl.kubernetes.io/restartedAt"] = <time of apply> (kubectl rollout restart)')
 

@@ -122,6 +122,19 @@ class ProxmoxCluster(_Model):
     connect_timeout: float = Field(5.0, gt=0)
     read_timeout: float = Field(15.0, gt=0)
     guests: dict[str, int] = {}  # role -> VMID or CT id, e.g. omni_vm: 101, provider_lxc: 200
+    # An API token only guarded fixes use (the recovery runbook's plans: migrate, stop, destroy a VM);
+    # without it those plans are shown but cannot be applied. The read-only token above stays the
+    # one every diagnosis uses.
+    fix_token_id: str | None = None
+    fix_token_secret: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _fix_token(self):
+        if (self.fix_token_id is None) != (self.fix_token_secret is None):
+            raise ValueError("a fix token needs both fix_token_id and fix_token_secret")
+        if self.fix_token_id and not re.match(r"^[^@!\s]+@[^@!\s]+![^@!\s]+$", self.fix_token_id):
+            raise ValueError("fix_token_id must look like user@realm!tokenname")
+        return self
 
     @model_validator(mode="after")
     def _one_auth(self):

@@ -17,7 +17,7 @@ def test_every_catalog_id_has_exactly_one_check(section):
 
 def test_the_guides_causes_are_all_there():
     ids = set(catalog.load().ids())
-    assert len(ids) == 54 and {"provisioning.firewall", "cluster.etcd_quorum", "argocd.stale_error_cache",
+    assert len(ids) == 60 and {"provisioning.firewall", "cluster.etcd_quorum", "argocd.stale_error_cache",
                                 "health.clusters_healthy", "omnictl.missing", "storage.name_typo"} <= ids
 
 

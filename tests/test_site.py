@@ -91,3 +91,22 @@ def test_switched_off_verification_is_reported(tmp_path):
     site = load_site(write(tmp_path, doc))
     assert site.insecure_settings() == ["TLS verification of Proxmox cluster 'quantum' is off",
                                         "SSH host-key checking for the omni host is off"]
+
+
+def test_a_fix_token_is_optional_complete_and_never_the_diagnostic_one(tmp_path):
+    from runbook_lib.calls import CallLog
+    from runbook_lib.errors import AuthFailed
+    from runbook_lib.gather.recovery import fix_cluster
+
+    site = load_site(EXAMPLE)
+    with pytest.raises(AuthFailed, match="no fix_token_id"):
+        fix_cluster(site, "matrix", CallLog())  # the read-only token is never used to write
+    doc = example()
+    doc["proxmox"]["matrix"].update(fix_token_id="recovery@pve!fix")
+    with pytest.raises(SiteError, match="fix_token_id and fix_token_secret"):
+        load_site(write(tmp_path, doc))
+    doc["proxmox"]["matrix"].update(fix_token_secret="s3cr3t-literal")
+    with pytest.raises(SiteError, match="secret reference"):
+        load_site(write(tmp_path, doc))
+    doc["proxmox"]["matrix"].update(fix_token_secret="env:PVE_FIX_TOKEN")
+    assert load_site(write(tmp_path, doc)).proxmox["matrix"].fix_token_id == "recovery@pve!fix"

@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from runbook_lib import cli, records, runner
+from runbook_lib import catalog, cli, records, runner
 from runbook_lib.lab.twin import Twin
 
 pytestmark = pytest.mark.runbook
@@ -60,7 +60,8 @@ def test_the_verdict_json_carries_root_causes_and_explained_by(key_invalid):
     assert "provider.key_invalid" in by_id["provider.container_down"]["explained_by"]
     assert "explained_by" not in by_id["storage.selector_invalid"]  # only problems carry it
     sections = {f["id"].split(".")[0] for f in doc["findings"]}
-    assert sections == {"provider", "storage", "provisioning", "cluster", "omnictl", "argocd", "health"}
+    assert sections == set(catalog.load().sections) >= {"provider", "storage", "provisioning", "cluster", "recovery",
+                                                        "omnictl", "argocd", "health"}
     assert entry["runbook"] == "triage" and "provider.key_invalid" in entry["problems"]
 
 

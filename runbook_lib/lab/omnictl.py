@@ -211,6 +211,55 @@ def cmd_get(inv: Invocation, resources: list[Resource], registry: Registry, out:
             out.append(tabwriter(rows))
 
 
+def cmd_delete(inv: Invocation, state: dict, resources: list[Resource], registry: Registry, out: list[str]) -> None:
+    """``omnictl delete <type> <id>...`` as delete.go runs it: tear each resource down (``torn down
+    <Type> <id>``), then wait until it is destroyed (``destroyed <Type> <id>``), which happens once its
+    finalizers are gone. The stand-in changes ``state`` (the caller writes it back).
+
+    What Omni's controllers do next is modelled only for a Link, the resource a user deletes to let a
+    machine go (omni issue 2948, siderolabs/docs issue 661): its Machine goes with it; its
+    MachineStatus goes too while the infra provider is connected (the running provider releases its
+    finalizers), and stays behind otherwise (the half-deleted machine docs issue 661 describes).
+    A resource that keeps finalizers never gets destroyed: omnictl waits until its deadline, as the
+    real one does. Selectors and ``--all`` are not simulated.
+    """
+    if inv.unknown:
+        raise UsageError(_unknown_flag(inv.unknown[0]))
+    args = inv.words[1:]
+    if not args:
+        raise UsageError("requires at least 1 arg(s), only received 0")
+    if len(args) == 1:
+        raise UsageError("either resource ID or one of --all or --selector flags must be specified")
+    rtype = registry.resolve(args[0])
+    namespace = inv.flags.get("--namespace", rtype.namespace)
+    stored = state.setdefault("resources", {})
+    for rid in args[1:]:
+        key = next((k for k, r in zip(stored, resources) if r.rtype is rtype and r.id == rid
+                    and r.namespace == namespace), None)
+        if key is None:
+            raise UsageError(f"rpc error: code = NotFound desc = resource {rtype.type}({namespace}/{rid}"
+                             "@undefined) doesn't exist")
+        raw = stored[key] = dict(stored[key] or {})
+        raw["metadata"] = {**(raw.get("metadata") or {}), "phase": "tearingDown"}
+        out.append(f"torn down {rtype.type} {rid}\n")
+        if raw["metadata"].get("finalizers"):
+            while True:  # destroyed only once its finalizers are released: the caller's deadline ends this
+                time.sleep(3600)
+        del stored[key]
+        out.append(f"destroyed {rtype.type} {rid}\n")
+        if rtype.type == "Links.omni.sidero.dev":
+            _released(stored, rid)
+
+
+def _released(stored: dict, machine_id: str) -> None:
+    """A Link is gone: its Machine goes, and its MachineStatus while the provider is connected."""
+    stored.pop(f"Machines.omni.sidero.dev/{machine_id}", None)
+    connected = any(((raw or {}).get("spec") or {}).get("health", {}).get("connected")
+                    for key, raw in stored.items() if key.startswith("InfraProviderCombinedStatuses."))
+    if connected:
+        stored.pop(f"MachineStatuses.omni.sidero.dev/{machine_id}", None)
+
+
 def cmd_infraprovider_list(resources: list[Resource], out: list[str]) -> None:
     """``omnictl infraprovider list``: one row per provider Omni has a combined status for."""
     rows = [["ID", "NAME", "VERSION", "DESCRIPTION", "CONNECTED", "ERROR"]]
@@ -281,6 +330,8 @@ def run(args: list[str], state: dict) -> tuple[int, str, str]:
             cmd_get(inv, resources, registry, out)
         elif command[:2] == ["infraprovider", "list"]:
             cmd_infraprovider_list(resources, out)
+        elif command[0] == "delete":
+            cmd_delete(inv, state, resources, registry, out)
         else:
             raise UsageError(f"lab omnictl: `omnictl {' '.join(command[:2])}` is not simulated by the lab twin")
     except UsageError as exc:
@@ -340,7 +391,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"Error: lab omnictl: cannot read the state file {state_path}: {exc}\n")
         return 1
+    before = json.dumps(state.get("resources"), sort_keys=True)
     status, stdout, stderr = run(args, state)
+    if status == 0 and json.dumps(state.get("resources"), sort_keys=True) != before:
+        tmp = f"{state_path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(state, fh)
+        os.replace(tmp, state_path)
     sys.stdout.write(stdout)
     sys.stdout.flush()
     sys.stderr.write(stderr)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from fakepve import FakePve
 from fakepve import server as fakepve_server
 from fakepve import shapes as fakepve_shapes
+from fakepve.model import PveError
 
 from .certs import CA
 from .latency import delay_app
@@ -89,6 +90,7 @@ class LabPve(FakePve):
     and request records stay fakepve's own."""
 
     STATUS_TEMPLATE = "/nodes/{node}/status"
+    MIGRATE_TEMPLATE = "/nodes/{node}/qemu/{vmid}/migrate"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -142,7 +144,30 @@ class LabPve(FakePve):
             params = await fakepve_server.params(request)
             data = await self.answer(request, match, params, request[fakepve_server.USER], call=answer)
             return fakepve_server.ok(data)
+        if request.method == "POST" and match is not None and match.template == self.MIGRATE_TEMPLATE:
+            user = request[fakepve_server.USER]
+            params = await fakepve_server.params(request)
+            data = await self.answer(request, match, params, user,
+                                     call=lambda m, values: self.migrate_request(values, user))
+            return fakepve_server.ok(data)
         return await super()._generic(request)
+
+    async def migrate_request(self, values: dict, user: str) -> str:
+        """``POST /nodes/{node}/qemu/{vmid}/migrate`` (fakepve answers it from the schema only): the
+        VM must be on that node; the target another online node of the cluster; a running VM needs
+        ``online``. The VM then lives on the target (fakepve's ``migrate``: a ``qmigrate`` task on the
+        source node). PVE's own checks of local disks and resources are not modelled."""
+        vm = self.find(values["node"], values["vmid"])
+        target = str(values.get("target") or "")
+        if target == vm.node:
+            raise PveError(400, "Parameter verification failed.", {"target": "target is local node."})
+        if target not in self.nodes:
+            raise PveError(500, f"no such cluster node '{target}'")
+        if not self.nodes[target].get("online", True):
+            raise PveError(500, f"target node '{target}' is not online")
+        if vm.status == "running" and not values.get("online"):
+            raise PveError(500, "can't migrate running VM without --online")
+        return await self.migrate(vm.vmid, target, user=user)
 
     async def _nodes(self, request):
         return self._with_usage(await super()._nodes(request), "node")

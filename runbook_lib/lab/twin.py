@@ -33,6 +33,7 @@ from .talos_nodes import talos_addresses
 HOST_ROLES = ("provider", "omni")
 OMNICTL_KEY = "omnictl_key"  # the secret the runbooks' omnictl uses (not the provider's key)
 RUNBOOK_TOKEN = "runbook@pve!audit"
+FIX_TOKEN = "recovery@pve!fix"  # the site's fix token (guarded fixes only), where the model has it
 
 
 def _hostport(url: str) -> str:
@@ -256,6 +257,9 @@ class Twin:
                 "read_timeout": 10,
                 "guests": guests.get(name, {}),
             }
+            if FIX_TOKEN in ((self.state.get("proxmox") or {}).get("clusters", {}).get(name, {}).get("tokens") or {}):
+                site["proxmox"][name].update(fix_token_id=FIX_TOKEN,
+                                             fix_token_secret=f"file:{w / 'secrets' / 'pve_fix_token'}")
         header = (f"# Site file of a runbook lab twin (scenario: {self.scenario['name']}).\n"
                   "# Written by runbook_lib.lab; every address is on loopback, every secret a canary.\n")
         self.site_file.write_text(header + yaml.safe_dump(site, sort_keys=False))

@@ -16,6 +16,7 @@ Nothing here talks to a system or imports ``sources``, ``gather`` or ``checks``.
 ``network``           addresses and segments
 ``labels``            Omni label queries (MachineClass ``matchlabels``)
 ``provider_log``      the provider's log vocabulary: start line, categories, step failures
+``recovery``          deletion (tearingDown, finalizers), the provider's record of a VM's node, VM marks
 ``ages``              ages and versions, shown and compared the same way everywhere
 ====================  ===================================================================
 """

@@ -166,6 +166,21 @@ class Omnictl:
                 raise err
             return result
 
+    def delete(self, rtype: str, rid: str, namespace: str | None = None, timeout: float | None = None) -> CommandResult:
+        """``omnictl delete TYPE ID [-n NS]`` (only ever inside a guarded fix): recorded as a write,
+        never shared. omnictl tears the resource down and waits until it is destroyed, that is until
+        every finalizer on it is released."""
+        args = [*self.global_flags(), "delete", rtype, rid] + (["-n", namespace] if namespace else [])
+        timeout = float(timeout or self.options.timeout)
+        with self.calls.record(TARGET, "omnictl " + shlex.join(redact.mask_args(args)), write=True) as call:
+            result = _run_bounded([self.binary(), *args], self.environment(), timeout, call)
+            call.detail = f"rc={result.rc}"
+            if result.rc != 0:
+                err = classify(result.stderr, result.rc)
+                call.detail = f"rc={result.rc}: {err.reason}"
+                raise err
+            return result
+
     def get(self, rtype: str, rid: str | None = None, namespace: str | None = None,
             selector: str | None = None, timeout: float | None = None) -> list[dict]:
         """``omnictl get TYPE [ID] [-n NS] [-l SELECTOR] -o json``, one dict per resource.

@@ -358,6 +358,55 @@ class ProxmoxCluster:
             call.detail = _summary(data)
             return data
 
+    # --- writes (only ever inside a guarded fix) -----------------------------------------------------
+    def write(self, method: str, path: str, **params: Any) -> Any:
+        """``POST`` or ``DELETE /api2/json<path>``, recorded as a write; the ``data`` PVE returned (a
+        task's UPID for migrate, stop and destroy).
+
+        Sent to one endpoint only, the one that answered last: a write that timed out may have
+        happened, so it is never repeated on another endpoint. Never shared between callers.
+        """
+        if method not in ("POST", "DELETE"):
+            raise ValueError(f"write method must be POST or DELETE, got {method}")
+        index = self._preferred
+        creds = self._credentials()
+        target = self.target(index)
+        query = {k: v for k, v in params.items() if v is not None}
+        action = f"{method} {'/' + path.strip('/')}" + (f" {json.dumps(query, sort_keys=True)}" if query else "")
+        with self.calls.record(target, action, write=True) as call:
+            self._meter.reset()
+            if problem := creds.problem():
+                raise AuthFailed(target, f"credentials not usable: {problem}")
+            try:
+                resource = self._api(index)(path.strip("/"))
+                data = resource.post(**query) if method == "POST" else resource.delete(**query)
+            except Exception as exc:
+                self._count(call)
+                err = error_for(exc, target, creds)
+                call.detail = f"HTTP {err.status}: {err.reason}" if getattr(err, "status", None) else err.reason
+                raise err from None
+            self._count(call, data)
+            call.detail = f"HTTP 200, task {data}" if isinstance(data, str) and data.startswith("UPID:") else _summary(data)
+            return data
+
+    def wait_task(self, upid: str, timeout: float = 300.0, interval: float = 1.0) -> str:
+        """Poll a task (``/nodes/{node}/tasks/{upid}/status``, never from the shared reads) until it
+        stops; its exit status (``OK``). :class:`CommandFailed` when it failed, :class:`TimedOut` when
+        it still runs after ``timeout`` seconds."""
+        node = upid.split(":")[1] if upid.count(":") > 2 else ""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self._get_once(self._preferred, f"/nodes/{node}/tasks/{upid}/status", {})
+            if (status or {}).get("status") == "stopped":
+                exit_status = str(status.get("exitstatus") or "")
+                if exit_status != "OK":
+                    raise CommandFailed(self.target(self._preferred), f"task {upid} failed: {exit_status}",
+                                        rc=None, stderr=exit_status)
+                return exit_status
+            if time.monotonic() >= deadline:
+                raise TimedOut(self.target(self._preferred), f"task {upid} still running after {timeout:g} s")
+            time.sleep(interval)
+
     def _count(self, call: Call, data: Any = None) -> None:
         bytes_in, bytes_out = self._meter.counts()
         if not bytes_in and data is not None:  # no raw response seen: approximate from the data

@@ -307,3 +307,46 @@ def test_yaml_scalars_as_go_yaml_writes_them():
     doc = json.loads(omni_output.to_json(res))
     assert doc["metadata"]["labels"] == {"num": 12, "weird": "a: b"}
     assert doc["spec"]["f"] == 1000000 and '"f": 1000000,' in omni_output.to_json(res)
+
+
+# --- delete (the recovery runbook's guarded Link plan) ----------------------------------------------
+
+def with_link(connected_provider: bool = True, finalizers=None) -> dict:
+    st = state()
+    mid = "aaaa-1"
+    st["resources"][f"Links.omni.sidero.dev/{mid}"] = {"metadata": {"finalizers": finalizers or []},
+                                                       "spec": {"connected": False, "lastendpoint": "192.0.2.9:51820"}}
+    st["resources"][f"Machines.omni.sidero.dev/{mid}"] = {"metadata": {"phase": "tearingDown"},
+                                                          "spec": {"connected": False}}
+    health = st["resources"]["InfraProviderCombinedStatuses.omni.sidero.dev/proxmox"]["spec"]["health"]
+    health["connected"] = connected_provider
+    return st
+
+
+def test_delete_link_prints_as_delete_go_and_takes_the_machine_along(run, tmp_path):
+    rc, out, err = run("delete", "link", "aaaa-1", st=with_link())
+    assert (rc, err) == (0, "")
+    assert out == "torn down Links.omni.sidero.dev aaaa-1\ndestroyed Links.omni.sidero.dev aaaa-1\n"
+    left = json.loads((tmp_path / "state.json").read_text())["resources"]
+    assert not any(k.endswith("/aaaa-1") for k in left)  # Link, Machine and (provider connected) MachineStatus
+    entry = json.loads(run.log.read_text().splitlines()[-1])
+    assert entry["action"] == "delete link aaaa-1" and entry["write"] is True
+
+
+def test_delete_link_with_the_provider_down_leaves_the_machine_status(run, tmp_path):
+    rc, _, _ = run("delete", "link", "aaaa-1", st=with_link(connected_provider=False))
+    left = json.loads((tmp_path / "state.json").read_text())["resources"]
+    assert rc == 0 and "MachineStatuses.omni.sidero.dev/aaaa-1" in left and "Machines.omni.sidero.dev/aaaa-1" not in left
+
+
+def test_delete_of_a_missing_resource_and_without_an_id(run, tmp_path):
+    rc, out, err = run("delete", "link", "nope", st=with_link())
+    assert rc == 1 and err == ("Error: rpc error: code = NotFound desc = resource Links.omni.sidero.dev"
+                               "(default/nope@undefined) doesn't exist\n")
+    rc, _, err = run("delete", "link", st=with_link())
+    assert rc == 1 and "either resource ID or one of --all or --selector" in err
+
+
+def test_delete_waits_while_a_finalizer_holds_the_resource(run):
+    with pytest.raises(subprocess.TimeoutExpired):
+        run("delete", "link", "aaaa-1", st=with_link(finalizers=["SomeController"]), timeout=2)

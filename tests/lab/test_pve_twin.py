@@ -244,3 +244,22 @@ def test_the_healthy_model_serves_both_clusters(env):
     finally:
         for cluster in started.values():
             loop.run(cluster.stop())
+
+
+def test_migrate_moves_a_vm_and_leaves_a_qmigrate_task_on_the_source(env, start):
+    cluster = start()
+    px = api(env, cluster.endpoints[0], token=("omni@pve!provider", "provider-secret"))
+    with pytest.raises(ResourceException) as running:
+        px.nodes("pve1").qemu(1001).migrate.post(target="pve3")
+    assert running.value.status_code == 500 and "without --online" in str(running.value)
+    with pytest.raises(ResourceException) as local:
+        px.nodes("pve1").qemu(1001).migrate.post(target="pve1", online=1)
+    assert local.value.status_code == 400
+    with pytest.raises(ResourceException) as elsewhere:
+        px.nodes("pve2").qemu(1001).migrate.post(target="pve3", online=1)
+    assert "does not exist" in str(elsewhere.value)
+    upid = px.nodes("pve1").qemu(1001).migrate.post(target="pve3", online=1)
+    assert upid.startswith("UPID:pve1:") and ":qmigrate:1001:" in upid
+    vms = {v["vmid"]: v["node"] for v in px.cluster.resources.get(type="vm")}
+    assert vms[1001] == "pve3"
+    assert px.nodes("pve1").tasks(upid).status.get()["exitstatus"] == "OK"
