@@ -37,19 +37,28 @@ def private_tmpdir(outputs: Path) -> Path:
     passes secret values over a socket, and the executed notebook stays in memory.
     """
     prefix = f"{_WORKDIR_PREFIX}{os.getpid()}-"
-    work = Path(tempfile.mkdtemp(prefix=prefix))
-    if work.resolve().is_relative_to(outputs) or len(str(work)) > _MAX_SOCKET_PREFIX - 16:
+    for parent in _workdir_parents():
+        try:
+            parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        except OSError:
+            continue
+        if not work.resolve().is_relative_to(outputs) and len(str(work)) <= _MAX_SOCKET_PREFIX - 16:
+            os.chmod(work, 0o700)
+            return work
         shutil.rmtree(work, ignore_errors=True)
-        parent = kernel.state_dir() / "tmp"
-        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    os.chmod(work, 0o700)
-    return work
+    raise OSError(f"no directory short enough for the kernel's sockets (tried {', '.join(map(str, _workdir_parents()))})")
+
+
+def _workdir_parents() -> list[Path]:
+    """Where a private directory may go, in order: $TMPDIR, the state directory, /tmp (a Unix
+    socket's path must stay short, and a deep $TMPDIR or state directory can make it too long)."""
+    return [Path(tempfile.gettempdir()), kernel.state_dir() / "tmp", Path("/tmp")]
 
 
 def sweep_stale_workdirs() -> None:
     """Remove the private directories of runs whose process is gone (killed with SIGKILL)."""
-    for parent in (Path(tempfile.gettempdir()), kernel.state_dir() / "tmp"):
+    for parent in dict.fromkeys(_workdir_parents()):
         try:
             candidates = list(parent.glob(f"{_WORKDIR_PREFIX}*-*"))
         except OSError:

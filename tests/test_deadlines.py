@@ -69,7 +69,8 @@ def test_omnictl_that_hangs(tmp_path):
     f = findings["provider.not_registered"]
     assert f.status == "unknown"
     assert any("2" in e and ("within" in e or "timed out" in e or "deadline" in e) for e in f.evidence), f.evidence
-    assert [c.outcome for c in calls.calls if c.target.startswith("omnictl")] == ["timeout"]
+    # the three infra-provider listings are read at once: each times out, together within one deadline
+    assert {c.outcome for c in calls.calls if c.target.startswith("omnictl")} == {"timeout"}
     assert elapsed < 8
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -58,12 +60,15 @@ def processes_mentioning(text: str) -> list[str]:
 
 @pytest.fixture
 def place(tmp_path):
-    d = {name: tmp_path / name for name in ("tmp", "home", "outputs", "secret")}
+    d = {name: tmp_path / name for name in ("home", "outputs", "secret")}
     for p in d.values():
         p.mkdir()
+    # $TMPDIR short enough for the kernel's Unix sockets wherever pytest puts tmp_path (as on a real host)
+    d["tmp"] = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
     d["site"] = write_site(tmp_path / "site.yaml")
     d["env"] = dict(os.environ, TMPDIR=str(d["tmp"]), RUNBOOK_HOME=str(d["home"]), RUNBOOK_NOTEBOOKS=str(DATA))
-    return d
+    yield d
+    shutil.rmtree(d["tmp"], ignore_errors=True)
 
 
 def start_holding_a_secret(place, canary: str) -> subprocess.Popen:
