@@ -671,7 +671,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args) -> int:
     try:
-        return args.func(args)
+        code = args.func(args)
+        interrupts.raise_if_pending()  # a signal that arrived where it could not raise
+        return code
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
         if result is not None and args.verb != "check":

@@ -104,12 +104,17 @@ def _kernel_manager_class():
             return RunbookKernelClient(**info)
 
         async def start_kernel(self, **kw):
+            from . import interrupts
+
             env = dict(kw.pop("env", None) or os.environ)
             env.update(self.extra_env)
             if not self.log_file:
-                return await super().start_kernel(env=env, **kw)
-            with open(self.log_file, "ab") as log:  # the child keeps its own copy of the fd
-                return await super().start_kernel(env=env, stdout=log, stderr=log, **kw)
+                await super().start_kernel(env=env, **kw)
+            else:
+                with open(self.log_file, "ab") as log:  # the child keeps its own copy of the fd
+                    await super().start_kernel(env=env, stdout=log, stderr=log, **kw)
+            if interrupts.pending() is not None:  # a signal came while it started: it must not run
+                self.kill_now()
 
         def kill_now(self) -> None:
             """SIGKILL the kernel's process group, without the event loop (after an interrupt)."""
@@ -193,6 +198,17 @@ class KernelSession:
                 run_sync(km.shutdown_kernel)(now=True)
             except Exception:  # already dead: nothing to shut down
                 km.kill_now()
+
+    def signal_kernel(self) -> None:
+        """SIGKILL the kernel's process group and nothing else (safe inside a signal handler): the
+        notebook being run then ends with a dead kernel."""
+        km = self._km
+        process = getattr(km.provisioner, "process", None) if km is not None and km.provisioner else None
+        if process is not None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def kill(self) -> None:
         """Stop the kernel at once, without its event loop (after an interrupt)."""

@@ -229,7 +229,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_record(paths: RecordPaths, nb: Any, verdict) -> str:
+def write_record(paths: RecordPaths, nb: Any, verdict, *, html_wait: float | None = None) -> str:
     """Write one runbook's record: notebook, HTML (verdict first), verdict JSON, in that order.
 
     The JSON comes last, once the others exist, and carries in ``provenance.checksums`` the
@@ -244,7 +244,7 @@ def write_record(paths: RecordPaths, nb: Any, verdict) -> str:
         write_atomic(paths.notebook, text)
         written = {paths.notebook.name: sha256_bytes(text)}
         try:
-            page = render_html(nb, verdict).encode("utf-8")
+            page = render_html(nb, verdict, wait=html_wait).encode("utf-8")
         except Exception as exc:  # a rendering bug must not cost the record
             verdict.warnings.append(f"the HTML rendering of the record failed: {type(exc).__name__}")
             page = None
@@ -323,7 +323,7 @@ def _html_exporter():
                         extra_template_basedirs=[str(TEMPLATES)], template_name="runbook_record")
 
 
-def render_html(nb: Any, verdict: Any = None) -> str:
+def render_html(nb: Any, verdict: Any = None, *, wait: float | None = None) -> str:
     """The notebook as a standalone HTML page with code inputs and prompts hidden.
 
     With ``verdict`` (a :class:`~runbook_lib.verdict.Verdict` or its dict), the page opens with
@@ -337,8 +337,14 @@ def render_html(nb: Any, verdict: Any = None) -> str:
             "display_data", data={"text/html": verdict_table_html(verdict)})])
         banner.metadata["tags"] = ["verdict-banner"]
         nb.cells.insert(0, banner)
-    with _html_lock:
+    # ``wait``: how long to wait for the renderer (a run interrupted in the middle of an import
+    # can leave the thread warming it up blocked for good; the record then goes without HTML)
+    if not _html_lock.acquire(timeout=-1 if wait is None else wait):
+        raise TimeoutError(f"the HTML renderer was not free within {wait:g} s")
+    try:
         body, _ = _html_exporter().from_notebook_node(nb)
+    finally:
+        _html_lock.release()
     return body
 
 

@@ -51,7 +51,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import interrupts, kernel, records, redact, secret_channel
+from . import archive, interrupts, kernel, records, redact, secret_channel
 from .errors import RunbookError, SiteError
 from .kernel_session import KernelSession, private_tmpdir, sweep_stale_workdirs
 from .site import load_site, resolve_secret, secret_refs
@@ -63,6 +63,8 @@ INJECTED = ("site_file", "run_id", "verdict_path", "headless")
 # the records of the runbooks it runs there)
 INJECTED_IF_DECLARED = ("record_dir",)
 _CLAIM_TRIES = 8
+# an interrupted run keeps its record without HTML rather than wait longer for the renderer
+INTERRUPTED_HTML_WAIT = 5.0
 
 # papermill changes the process's working directory while a notebook runs: one run at a time
 _RUN_LOCK = threading.Lock()
@@ -255,8 +257,11 @@ def run_runbook(
         threading.Thread(target=records.warm_html, name="warm-html", daemon=True).start()
         store = _MemoryNotebooks.new()
         try:
-            error = _execute(source, store, injected, cwd=nb_path.parent, progress=progress,
-                             timeout=timeout, session=session)
+            interrupts.raise_if_pending()
+            with interrupts.while_running(session.signal_kernel):
+                error = _execute(source, store, injected, cwd=nb_path.parent, progress=progress,
+                                 timeout=timeout, session=session)
+            interrupts.raise_if_pending()  # a signal that stopped the kernel without raising
         except KeyboardInterrupt as exc:
             interrupt = exc
             session.kill()  # the event loop was interrupted mid-call: stop the kernel the hard way
@@ -288,7 +293,8 @@ def run_runbook(
         nb.metadata["runbook"] = {"provenance": dict(verdict.provenance)}
         clean_nb = records.scrub_notebook(nb, redactor)
 
-        result = _keep_record(target, clean_nb, verdict, outputs, section, index=index)
+        result = _keep_record(target, clean_nb, verdict, outputs, section, index=index,
+                              html_wait=INTERRUPTED_HTML_WAIT if interrupt is not None else None)
         if interrupt is not None:
             interrupt.result = result  # type: ignore[attr-defined]
             raise interrupt
@@ -302,7 +308,7 @@ def run_runbook(
 
 
 def _keep_record(target: "records.RecordTarget", nb, verdict: Verdict, outputs: Path, section: str, *,
-                 index: bool) -> RunResult:
+                 index: bool, html_wait: float | None = None) -> RunResult:
     """Write the record (whole or not at all), index it, apply retention. A record that cannot be
     written makes the run fail (exit 3), but the verdict is returned all the same."""
     from .errors import RunFailed
@@ -310,7 +316,7 @@ def _keep_record(target: "records.RecordTarget", nb, verdict: Verdict, outputs: 
     paths = target.final
     try:
         target.ensure()
-        digest = records.write_record(target.staging, nb, verdict)
+        digest = records.write_record(target.staging, nb, verdict, html_wait=html_wait)
         target.publish()
         exit_code = verdict.exit_code()
         if index:
@@ -421,8 +427,6 @@ def provenance(section: str, nb_path: Path, source: bytes, run_id: str, *, index
 def _apply_retention(outputs: Path, run_id: str) -> None:
     """Prune old records when ``RUNBOOK_RETENTION_DAYS`` is set (see :mod:`runbook_lib.archive`),
     never the run that just finished."""
-    from . import archive
-
     try:
         archive.apply_retention(outputs, keep=[run_id])
     except (OSError, RunbookError) as exc:  # retention must never cost a run its result
