@@ -33,8 +33,8 @@ from ..fixes import PATH, Change, Plan
 from ..verdict import Finding
 from ..model.ages import age, human_age
 from ..model.omni import REQUEST_PROVISIONED, TEARING_DOWN
-from ..model.recovery import (CLUSTER_REQUEST_DEPROVISIONING, TASK_MIGRATE, TEARDOWN_STATUS, disks, request_set_of,
-                              recorded_node)
+from ..model.recovery import (CLUSTER_REQUEST_DEPROVISIONING, TASK_MIGRATE, TEARDOWN_STATUS, disks,
+                              provision_finalizer, recorded_node, request_set_of)
 
 DEFAULTS = {"teardown_after": 900, "link_after": 600}
 MAX_LINES = 12
@@ -168,12 +168,15 @@ def teardown_stuck(ev: Evidence):
     if not late:
         return ok(f"{len(tearing)} request(s) tearing down, none for longer than {human_age(limit)}",
                   [_describe(d) for d in tearing])
+    mine = provision_finalizer(limits(ev).get("provider_id") or "")
     lines = []
     for d in late:
-        where = (f"its VM {d.vm['vmid']} is on {d.vm['node']}" if d.vm else "its VM is on no node")
-        lines += [_describe(d) + f"; {where}", "  " + _failure(d)]
+        where = ("its VM was not looked up (Proxmox could not be read)" if not ev.has("all_vms") else
+                 f"its VM {d.vm['vmid']} is on {d.vm['node']}" if d.vm else "its VM is on no node")
+        held = (f"; only the provider's teardown releases {mine}" if mine in d.finalizers else "")
+        lines += [_describe(d) + f"; {where}{held}", "  " + _failure(d)]
     return problem(f"{len(late)} machine request(s) stuck tearing down for more than {human_age(limit)}: "
-                   "the provider's finalizer holds them, and with them their machine set and cluster",
+                   "their finalizers hold them, and with them their machine set and cluster",
                    _bounded(lines, "lines"))
 
 
@@ -221,7 +224,8 @@ def teardown_vm_moved(ev: Evidence):
                      f"recorded {d.recorded} ({d.recorded_from}) and addresses /nodes/{d.recorded}/qemu/{d.vm['vmid']}")
         for t in tasks:
             if t["type"] == TASK_MIGRATE and t["id"] == str(d.vm["vmid"]):
-                lines.append(f"  Proxmox task {t['type']} of VM {t['id']} on {t['node']} by {t['user']}: {t['status'] or 'running'}")
+                lines.append(f"  Proxmox task {t['type']} of VM {t['id']} on {t['node']} by {t['user']}: "
+                             f"{t['status'] or 'running'}")
         lines.append("  " + _failure(d))
     return problem(f"{len(moved)} stuck teardown(s) whose VM was moved to another node than the provider recorded",
                    facts + _bounded(lines, "lines") + unknown_record)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import re
 
-from .omni import TEARING_DOWN
 
 PROVISION_FINALIZER = "{provider}.ProvisionController"  # the provider's finalizer on a MachineRequest
 CLUSTER_REQUEST_DEPROVISIONING = 4  # ClusterMachineRequestStatus.stage DEPROVISIONING
@@ -49,10 +48,6 @@ ALREADY_GONE = "VM or its node no longer exists, treating as already deprovision
 TASK_CREATE, TASK_MIGRATE, TASK_DESTROY = "qmcreate", "qmigrate", "qmdestroy"
 
 _CONF_PATH = re.compile(r"nodes/([^/\s']+)/qemu-server/(\d+)\.conf' does not exist")
-
-
-def tearing_down(res_meta: dict) -> bool:
-    return (res_meta or {}).get("phase") == TEARING_DOWN
 
 
 def provision_finalizer(provider_id: str) -> str:

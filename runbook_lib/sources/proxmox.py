@@ -386,7 +386,8 @@ class ProxmoxCluster:
                 call.detail = f"HTTP {err.status}: {err.reason}" if getattr(err, "status", None) else err.reason
                 raise err from None
             self._count(call, data)
-            call.detail = f"HTTP 200, task {data}" if isinstance(data, str) and data.startswith("UPID:") else _summary(data)
+            is_task = isinstance(data, str) and data.startswith("UPID:")
+            call.detail = f"HTTP 200, task {data}" if is_task else _summary(data)
             return data
 
     def wait_task(self, upid: str, timeout: float = 300.0, interval: float = 1.0) -> str:

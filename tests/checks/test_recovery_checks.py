@@ -147,8 +147,12 @@ def test_the_recorded_node_unknown_is_said_not_guessed():
 def test_unreadable_proxmox_makes_vm_checks_unknown_but_still_sees_the_stuck_teardown():
     d = tearing_down(healthy())
     del d["all_vms"]
-    found = {f.id: f.status for f in run_checks("recovery", Evidence(d, {"all_vms": "proxmox matrix: refused"}))}
+    findings = {f.id: f for f in run_checks("recovery", Evidence(d, {"all_vms": "proxmox matrix: refused"}))}
+    found = {i: f.status for i, f in findings.items()}
     assert found["recovery.teardown_stuck"] == "problem"
+    assert "its VM was not looked up" in findings["recovery.teardown_stuck"].evidence[0]
+    assert "only the provider's teardown releases proxmox.ProvisionController" in \
+        findings["recovery.teardown_stuck"].evidence[0]
     assert {found[i] for i in ("recovery.teardown_vm_missing", "recovery.teardown_vm_moved", "recovery.orphan_vm",
                                "recovery.request_vm_missing")} == {"unknown"}
 
