@@ -336,27 +336,15 @@ class ProxmoxCluster:
         return copy.deepcopy(self.calls.once(key, lambda: self._get_once(index, path, params)))
 
     def _get_once(self, index: int, path: str, params: dict) -> Any:
-        creds = self._credentials()
-        target = self.target(index)
         query = {k: v for k, v in params.items() if v is not None}
         action = f"GET {'/' + path.strip('/')}" + (f"?{urlencode(query)}" if query else "")
-        with self.calls.record(target, action) as call:
-            self._meter.reset()
-            if problem := creds.problem():
-                raise AuthFailed(target, f"credentials not usable: {problem}")
-            try:
-                api = self._api(index)
-                data = api(path.strip("/")).get(**query)
-            except Exception as exc:
-                self._count(call)
-                err = error_for(exc, target, creds)
-                call.detail = f"HTTP {err.status}: {err.reason}" if getattr(err, "status", None) else err.reason
-                raise err from None
-            self._count(call, data)
+
+        def check(call: Call, data: Any) -> None:
             if isinstance(data, dict) and set(data) == {"errors"} and isinstance(data["errors"], bytes):
-                raise Malformed(target, f"{action} answered with a body that is not JSON")
+                raise Malformed(call.target, f"{action} answered with a body that is not JSON")
             call.detail = _summary(data)
-            return data
+
+        return self._request(index, action, lambda api: api(path.strip("/")).get(**query), check)
 
     # --- writes (only ever inside a guarded fix) -----------------------------------------------------
     def write(self, method: str, path: str, **params: Any) -> Any:
@@ -368,26 +356,37 @@ class ProxmoxCluster:
         """
         if method not in ("POST", "DELETE"):
             raise ValueError(f"write method must be POST or DELETE, got {method}")
-        index = self._preferred
-        creds = self._credentials()
-        target = self.target(index)
         query = {k: v for k, v in params.items() if v is not None}
         action = f"{method} {'/' + path.strip('/')}" + (f" {json.dumps(query, sort_keys=True)}" if query else "")
-        with self.calls.record(target, action, write=True) as call:
+
+        def send(api):
+            resource = api(path.strip("/"))
+            return resource.post(**query) if method == "POST" else resource.delete(**query)
+
+        def check(call: Call, data: Any) -> None:
+            is_task = isinstance(data, str) and data.startswith("UPID:")
+            call.detail = f"HTTP 200, task {data}" if is_task else _summary(data)
+
+        return self._request(self._preferred, action, send, check, write=True)
+
+    def _request(self, index: int, action: str, send, check, *, write: bool = False) -> Any:
+        """One call on one endpoint, recorded: ``send(api)`` makes it, ``check(call, data)`` judges
+        what came back; a failure becomes the source's error family."""
+        creds = self._credentials()
+        target = self.target(index)
+        with self.calls.record(target, action, write=write) as call:
             self._meter.reset()
             if problem := creds.problem():
                 raise AuthFailed(target, f"credentials not usable: {problem}")
             try:
-                resource = self._api(index)(path.strip("/"))
-                data = resource.post(**query) if method == "POST" else resource.delete(**query)
+                data = send(self._api(index))
             except Exception as exc:
                 self._count(call)
                 err = error_for(exc, target, creds)
                 call.detail = f"HTTP {err.status}: {err.reason}" if getattr(err, "status", None) else err.reason
                 raise err from None
             self._count(call, data)
-            is_task = isinstance(data, str) and data.startswith("UPID:")
-            call.detail = f"HTTP 200, task {data}" if is_task else _summary(data)
+            check(call, data)
             return data
 
     def wait_task(self, upid: str, timeout: float = 300.0, interval: float = 1.0) -> str:
