@@ -1,13 +1,15 @@
 # The two commands a newcomer needs: `make demo` and `make test`. Everything else is a helper.
 PYTHON ?= python3
+# `make demo SCENARIO=key-invalid` triages a broken twin instead (`runbook lab scenarios` lists them)
+SCENARIO ?=
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lab lab-up lab-down env clean bench
 
-demo: $(STAMP)            ## create the environment and run the provider runbook against the lab twin
-	$(BIN)/runbook run provider --lab
+demo: $(STAMP)            ## create the environment and triage the lab twin: every section, the cause to fix first
+	$(BIN)/runbook triage --lab $(SCENARIO)
 
 test: $(STAMP)            ## create the environment and run the whole test suite
 	$(BIN)/python -m pytest
