@@ -6,13 +6,16 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lab lab-up lab-down env clean bench
+.PHONY: demo test lint lab lab-up lab-down env clean bench
 
 demo: $(STAMP)            ## create the environment and triage the lab twin: every section, the cause to fix first
 	$(BIN)/runbook triage --lab $(SCENARIO)
 
 test: $(STAMP)            ## create the environment and run the whole test suite
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)            ## ruff, as configured in pyproject.toml (CI runs it before the tests)
+	$(BIN)/python -m ruff check .
 
 lab: $(STAMP)             ## start a lab twin and open JupyterLab on the notebooks (the twin stops with it)
 	$(BIN)/runbook lab jupyter --folder notebooks/

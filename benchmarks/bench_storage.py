@@ -74,8 +74,7 @@ def big_site(vms: int, machines: int, storages: int) -> dict:
 
 def analysis(ev) -> int:
     """The storage runbook's work after gathering: checks plus the tables the notebook shows."""
-    from runbook_lib.checks import run_checks
-    from runbook_lib.checks import storage
+    from runbook_lib.checks import run_checks, storage
 
     storage.compiled.cache_clear()
     storage._CACHE.clear()

@@ -15,7 +15,7 @@ atomically by prometheus_client's ``write_to_textfile``::
 
     runbook_finding{runbook,site,id}                  0 ok/skipped, 1 unknown, 2 problem (one per finding)
     runbook_findings{runbook,site,status}             how many findings have each status (all four, always)
-    runbook_root_cause{runbook,site,id}               one per finding: its place in fix order (1 first), 0 if not a root cause
+    runbook_root_cause{runbook,site,id}               one per finding: its place in fix order (1 first), else 0
     runbook_last_run_timestamp_seconds{runbook,site}  when the run finished (alert when it gets old)
     runbook_last_run_duration_seconds{runbook,site}   how long it took (measured, not from the whole-second stamps)
     runbook_last_run_exit_code{runbook,site}          0 ok, 1 unknown, 2 problem, 3 the run failed

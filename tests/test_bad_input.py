@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from sitefiles import rewrite_site
 
 from runbook_lib.lab.twin import Twin
 from runbook_lib.runner import run_runbook
-from sitefiles import rewrite_site
 
 pytestmark = pytest.mark.runbook
 
@@ -44,7 +44,7 @@ def test_a_malformed_site_file_is_refused_by_the_cli_naming_the_field(tmp_path):
 def test_binary_bytes_in_the_provider_log_are_kept_and_counted(tmp_path):
     scenario = {"name": "binary", "summary": "binary bytes in the log", "expect": [], "changes": {"hosts": {"provider": {
         "containers": {"omni-provider-proxmox-provider-1": {"logs": [
-            {"ago": 100, "level": "info", "caller": "omni-infra-provider-proxmox/main.go:117", "msg": "starting infra provider"},
+            {"ago": 100, "level": "info", "caller": "omni-infra-provider-proxmox/main.go:117", "msg": "starting infra provider"},  # noqa: E501  (a real line, as it is)
             {"ago": 50, "raw": "garbage \udcff\udcfe from a crashed writer"},
             {"ago": 40, "raw": "Error: rpc error: code = Unauthenticated desc = invalid signature"},
         ]}}}}}}

@@ -6,8 +6,8 @@ import socket
 import time
 
 import pytest
-
 from sitefiles import rewrite_site
+
 from runbook_lib.calls import CallLog
 from runbook_lib.checks import run_checks
 from runbook_lib.gather import provider as gather

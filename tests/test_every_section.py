@@ -37,7 +37,8 @@ def test_every_section_finds_exactly_what_the_scenario_expects(name):
     problems = [f.id for f in found if f.status == "problem"]
     shown = "\n".join(f"{f.id}: {f.status}: {f.summary}" for f in found if f.status != "ok")
     expect = set(scenario["expect"])
-    assert set(problems) == expect, f"extra {sorted(set(problems) - expect)}, missing {sorted(expect - set(problems))}\n{shown}"
+    extra, missing = sorted(set(problems) - expect), sorted(expect - set(problems))
+    assert set(problems) == expect, f"extra {extra}, missing {missing}\n{shown}"
     assert sorted(f.id for f in found) == sorted(catalog.load().ids())
 
     roots = attribute(problems)

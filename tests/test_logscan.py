@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import random
 
-from runbook_lib.model.provider_log import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE
 from provider_lines import REAL_LINES
+
 from runbook_lib.logscan import LogScan
+from runbook_lib.model.provider_log import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE
 
 START = '{"level":"info","ts":1.0,"caller":"main.go:117","msg":"starting infra provider"}'
 SAMPLES = [
     '{"level":"info","ts":2.0,"caller":"qruntime/qruntime.go:310","msg":"reconcile succeeded","busy":0.1}',
-    '{"level":"error","ts":3.0,"msg":"machine provision failed","error":"not authorized to access endpoint","step":"pickNode"}',
+    '{"level":"error","ts":3.0,"msg":"machine provision failed","error":"not authorized to access endpoint","step":"pickNode"}',  # noqa: E501  (a real line, as it is)
     "Error: rpc error: code = Unauthenticated desc = invalid signature",
     '{"level":"error","ts":4.0,"msg":"reconcile failed","error":"boom","interval":60}',
     'Error: rpc error: code = Unavailable desc = connection error: desc = "transport: x509: unknown authority"',

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import (new_code_cell, new_markdown_cell, new_notebook, new_output)
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from runbook_lib import records
 from runbook_lib.redact import MASK, Redactor

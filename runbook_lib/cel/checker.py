@@ -10,8 +10,23 @@ from __future__ import annotations
 
 from .diagnostics import Issue, Positions
 from .tree import LITERAL_TYPES, Node, qualified_name
-from .types import (BOOL, CROSS_TYPE, DYN, ERROR, FUNCTIONS, INT, SCALARS, TYPE_IDENTS, CelType,
-                    Overload, format_type, list_of, map_of, param, type_of)
+from .types import (
+    BOOL,
+    CROSS_TYPE,
+    DYN,
+    ERROR,
+    FUNCTIONS,
+    INT,
+    SCALARS,
+    TYPE_IDENTS,
+    CelType,
+    Overload,
+    format_type,
+    list_of,
+    map_of,
+    param,
+    type_of,
+)
 
 
 class Checker:

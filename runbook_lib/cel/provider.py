@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass, field
 from typing import Any
 
 from .diagnostics import go_quote
-from .selector import compile_selector, EvalError, Selector, Term
+from .selector import EvalError, Selector, Term, compile_selector
 
 NO_MATCH = "failed to pick the disk: no matches for the condition {quoted}"
 

@@ -29,12 +29,21 @@ import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from . import check, ok, problem, unknown
 from ..evidence import Evidence
 from ..fixes import Change, Plan
 from ..model.ages import epoch, human_age
-from ..model.argocd import (CONTROLLER, DIAL, ERROR_CONDITIONS, NAME, PATHS, PSA, PSA_ENFORCE, STALE_AFTER,
-                            TALOS_DEFAULT_LEVEL)
+from ..model.argocd import (
+    CONTROLLER,
+    DIAL,
+    ERROR_CONDITIONS,
+    NAME,
+    PATHS,
+    PSA,
+    PSA_ENFORCE,
+    STALE_AFTER,
+    TALOS_DEFAULT_LEVEL,
+)
+from . import check, ok, problem, unknown
 
 
 # --- time ---------------------------------------------------------------------------------------
@@ -283,7 +292,8 @@ def networkpolicy_blocking(ev: Evidence):
     policies = ev.get("network_policies")
     paths = component_paths(ev)
     ns = ev.get("cluster")["namespace"]
-    eperm = [(a, c, s) for a, c, s in dial_errors(ev, required=False) if "operation not permitted" in (c.get("message") or "")]
+    eperm = [(a, c, s) for a, c, s in dial_errors(ev, required=False)
+             if "operation not permitted" in (c.get("message") or "")]
     denied = [p for p in paths if not p.allowed]
     if denied:
         facts = [f"{p.caller} -> {p.service}:{p.port} is denied: {'; '.join(p.reasons)}" for p in denied]

@@ -44,16 +44,31 @@ from __future__ import annotations
 
 import difflib
 
-from . import check, ok, problem, skipped, unknown
 from ..evidence import Evidence
 from ..model.ages import minor
 from ..model.capacity import STORAGE_NOTE, headroom
 from ..model.labels import label_query_matches, parse_label_query
 from ..model.machineclass import GIB, class_needs
-from ..model.machinesets import in_scope as clusters_in_scope, pending, sets_of, waiting_in, wanted
-from ..model.omni import (ALLOCATABLE, CLUSTER_PHASES, CLUSTER_REQUEST_PROVISIONED, CLUSTER_REQUEST_STAGES,
-                          CLUSTER_RUNNING, CONDITION_ETCD, CONDITION_NOT_READY, CONDITION_STATUS, CONDITION_TYPES,
-                          CONFIG_APPLY_FAILED, MACHINE_STAGES, REQUEST_PROVISIONING, SET_PHASES, SEVERITY, stage_name)
+from ..model.machinesets import in_scope as clusters_in_scope
+from ..model.machinesets import pending, sets_of, waiting_in, wanted
+from ..model.omni import (
+    ALLOCATABLE,
+    CLUSTER_PHASES,
+    CLUSTER_REQUEST_PROVISIONED,
+    CLUSTER_REQUEST_STAGES,
+    CLUSTER_RUNNING,
+    CONDITION_ETCD,
+    CONDITION_NOT_READY,
+    CONDITION_STATUS,
+    CONDITION_TYPES,
+    CONFIG_APPLY_FAILED,
+    MACHINE_STAGES,
+    REQUEST_PROVISIONING,
+    SET_PHASES,
+    SEVERITY,
+    stage_name,
+)
+from . import check, ok, problem, skipped, unknown
 
 MAX_LINES = 12
 
@@ -205,7 +220,8 @@ def insufficient_machines(ev: Evidence):
             lines.append(f"  {pending(ms)} machine(s) not allocated at all yet")
             lines += [f"  request {rid}: {stage_name(CLUSTER_REQUEST_STAGES, r['stage'])}"
                       + (f", {r['status']}" if r["status"] else "") + (f", error: {r['error']}" if r["error"] else "")
-                      for rid, r in sorted(requests.items()) if r["machine_set"] == sid and r["stage"] != CLUSTER_REQUEST_PROVISIONED]
+                      for rid, r in sorted(requests.items())
+                      if r["machine_set"] == sid and r["stage"] != CLUSTER_REQUEST_PROVISIONED]
         lines += [machine_line(mid, cm) for mid, cm in sorted(machines.items())
                   if cm["machine_set"] == sid and not _healthy(cm)]
     if short:

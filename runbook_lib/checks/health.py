@@ -26,11 +26,11 @@ Evidence names (filled by :mod:`runbook_lib.gather.health`):
 
 from __future__ import annotations
 
-from . import check, ok, problem, skipped, unknown
 from ..evidence import Evidence
 from ..model.ages import human_age
 from ..model.join import status_shows_joined
 from ..model.omni import CLUSTER_PHASES, REQUEST_FAILED
+from . import check, ok, problem, skipped, unknown
 
 # Which runbook explains a failing health check (the notebook's next step).
 POINTS_TO: dict[str, tuple[str, ...]] = {

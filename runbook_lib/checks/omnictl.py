@@ -34,8 +34,8 @@ Evidence names (filled by :mod:`runbook_lib.gather.omnictl`):
 
 from __future__ import annotations
 
-from . import check, ok, problem, unknown
 from ..evidence import Evidence
+from . import check, ok, problem, unknown
 
 KEY_WARN_DAYS = 7  # a key that expires sooner than this is called out in the evidence
 _CONNECTION_KINDS = ("unreachable", "tls", "timeout")

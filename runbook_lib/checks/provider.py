@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from . import check, ok, problem, skipped, unknown
 from ..evidence import Evidence
+from . import check, ok, problem, skipped, unknown
 
 DEFAULT_ID = "proxmox"
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import weakref
 
-from . import check, ok, problem, skipped, unknown
 from ..evidence import Evidence
 from ..model.ages import human_age, version_tuple
 from ..model.capacity import capacity
@@ -48,6 +47,7 @@ from ..model.omni import CONFIG_APPLY_FAILED, MACHINE_STAGES, REQUEST_FAILED, st
 from ..model.privileges import missing_privileges
 from ..model.storage import content_types, usable
 from ..model.talos import judge_ports
+from . import check, ok, problem, skipped, unknown
 
 DEFAULTS = {"vm_grace": 120, "join_grace": 600, "stuck_after": 900, "task_stuck_after": 600,
             "min_talos_version": "1.5.0"}

@@ -27,14 +27,21 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass, field
 
-from . import check, ok, problem, unknown
 from ..evidence import Evidence
 from ..fixes import PATH, Change, Plan
-from ..verdict import Finding
 from ..model.ages import age, human_age
 from ..model.omni import REQUEST_PROVISIONED, TEARING_DOWN
-from ..model.recovery import (CLUSTER_REQUEST_DEPROVISIONING, TASK_MIGRATE, TEARDOWN_STATUS, disks,
-                              provision_finalizer, recorded_node, request_set_of)
+from ..model.recovery import (
+    CLUSTER_REQUEST_DEPROVISIONING,
+    TASK_MIGRATE,
+    TEARDOWN_STATUS,
+    disks,
+    provision_finalizer,
+    recorded_node,
+    request_set_of,
+)
+from ..verdict import Finding
+from . import check, ok, problem, unknown
 
 DEFAULTS = {"teardown_after": 900, "link_after": 600}
 MAX_LINES = 12

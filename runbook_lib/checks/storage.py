@@ -24,11 +24,11 @@ import re
 import weakref
 from dataclasses import dataclass, field
 
-from . import Outcome, check, ok, problem, skipped, unknown
 from .. import cel
 from ..evidence import Evidence
 from ..model.machineclass import GIB
 from ..model.storage import NO_VM_DISKS, STORAGE_TYPES, edit_distance, holds_disks
+from . import Outcome, check, ok, problem, skipped, unknown
 
 MAX_ROWS = 6  # storages explained per node in a finding's evidence
 POOL_FIELDS = {"enabled", "active", "shared", "content", "total", "used", "avail", "type", "storage", "disable"}

@@ -24,8 +24,18 @@ from ..errors import RunbookError
 from ..evidence import Evidence
 from ..logscan import LogScan
 from ..model.machinesets import waiting_in
-from ..model.omni import (L_CLUSTER, L_CONNECTED, L_CONTROL_PLANE, L_HOSTNAME, L_MACHINE_SET, L_PROVIDER,
-                          L_REQUEST_SET, labels, rid, spec)
+from ..model.omni import (
+    L_CLUSTER,
+    L_CONNECTED,
+    L_CONTROL_PLANE,
+    L_HOSTNAME,
+    L_MACHINE_SET,
+    L_PROVIDER,
+    L_REQUEST_SET,
+    labels,
+    rid,
+    spec,
+)
 from ..model.provider_log import START_LINE, SUPPLY_CATEGORIES, SUPPLY_TRIGGERS
 from ..site import Site
 from ..sources import docker
@@ -34,6 +44,7 @@ from ..sources.proxmox import ProxmoxCluster
 from ..sources.ssh import SSHHost
 from . import in_parallel
 from .provider import find_container
+
 
 @dataclass
 class Options:

@@ -30,7 +30,6 @@ from . import in_parallel
 from .probes import curl_from
 
 
-
 @dataclass
 class Options:
     log_tail: int | None = 5000  # lines of `docker logs` to scan (None: all)

@@ -23,17 +23,17 @@ from .. import redact
 from ..calls import CallLog
 from ..errors import RunbookError, SourceError
 from ..evidence import Evidence
-from ..site import Site
-from ..sources import docker
-from ..sources.omni import Omnictl
-from ..sources.proxmox import ProxmoxCluster
-from ..sources.ssh import SSHHost
 from ..model.ages import epoch
 from ..model.join import join_chain
 from ..model.network import probe_address
 from ..model.omni import L_PROVIDER, L_REQUEST_SET, labels, meta, rid, spec
 from ..model.provider_log import PROVISION_FAILED, REQUEST_TAG, START_LINE
 from ..model.talos import PORTS as TALOS_PORTS
+from ..site import Site
+from ..sources import docker
+from ..sources.omni import Omnictl
+from ..sources.proxmox import ProxmoxCluster
+from ..sources.ssh import SSHHost
 from . import in_parallel
 from .provider import api_base, container_env, find_container, read_settings, summarize_container
 
@@ -58,7 +58,7 @@ class Options:
     max_probes: int = 8  # running VMs whose Talos ports are probed
     max_agent_queries: int = 8  # running VMs asked for their addresses through the guest agent
     task_limit: int = 50  # most recent tasks read per node
-    limits: dict = field(default_factory=dict)  # the checks' time limits and Talos floor, where they differ from the defaults
+    limits: dict = field(default_factory=dict)  # the checks' time limits and Talos floor, where not the defaults
 
 
 @dataclass

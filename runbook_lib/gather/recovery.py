@@ -21,13 +21,20 @@ from typing import Callable
 from .. import redact
 from ..calls import CallLog
 from ..errors import AuthFailed, CommandFailed, RunbookError
-from ..fixes import PATH, Change
 from ..evidence import Evidence
+from ..fixes import PATH, Change
 from ..model.ages import epoch
 from ..model.omni import L_PROVIDER, L_REQUEST_SET, labels, meta, rid, spec
 from ..model.provider_log import START_LINE
-from ..model.recovery import (DEPROVISIONED, NODE_PICK_MESSAGES, RECONCILE_FAILED, TASK_CREATE, TASK_MIGRATE,
-                              request_set_of, smbios_uuid)
+from ..model.recovery import (
+    DEPROVISIONED,
+    NODE_PICK_MESSAGES,
+    RECONCILE_FAILED,
+    TASK_CREATE,
+    TASK_MIGRATE,
+    request_set_of,
+    smbios_uuid,
+)
 from ..site import Site, resolve_secret
 from ..sources import docker
 from ..sources.omni import Omnictl

@@ -18,8 +18,8 @@ import yaml
 
 from ..calls import CallLog
 from ..errors import RunbookError
-from ..model.storage import edit_distance
 from ..evidence import Evidence
+from ..model.storage import edit_distance
 from ..site import Site
 from ..sources.omni import Omnictl
 from ..sources.proxmox import ProxmoxCluster

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from . import compose_cli
-from .docker_daemon import (API_VERSION, DOCKER_VERSION, LISTED_STATES, Container, DockerError, connect, containers,
-                            find)
+from .docker_daemon import API_VERSION, DOCKER_VERSION, LISTED_STATES, Container, DockerError, connect, containers, find
 from .docker_flags import Spec, flags, log_window, need_args, no_follow, parse_flags
 from .docker_format import ps_fields, render_rows, render_template
 from .go_format import go_json

@@ -42,10 +42,10 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
+from . import https
 from .certs import CA
 from .kube_select import SelectorError
 from .kube_store import Resource, Store, StoreError, rfc3339
-from . import https
 from .loop import BackgroundLoop
 from .net import HOST
 

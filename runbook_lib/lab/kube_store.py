@@ -355,7 +355,8 @@ class Store:
         return out
 
     def _services(self) -> list[dict]:
-        return [o for (k, _, _), o in sorted(self.objects.items()) if k == "Service" and (o.get("spec") or {}).get("selector")]
+        return [o for (k, _, _), o in sorted(self.objects.items())
+                if k == "Service" and (o.get("spec") or {}).get("selector")]
 
     @staticmethod
     def _address(pod: dict) -> dict:

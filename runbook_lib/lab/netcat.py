@@ -14,11 +14,11 @@ How a connection behaves comes from the host's ``probes``, looked up by ``ADDRES
 
 ``pass``        as the site serves it. On the Talos ports, as Talos serves them: 50000 (apid)
                 accepts on every Talos machine, 50001 (trustd) only on a control-plane machine and
-                is refused elsewhere (a worker, or a machine in maintenance mode); an address whose only VM is stopped answers ``No route to host``
-                (ARP gets no reply on the segment); an address with no machine behind it answers
-                ``No route to host`` when it is on one of the host's own subnets and times out
-                beyond them. On any other port (an ``ADDRESS`` or ``ADDRESS:PORT`` key), ``pass``
-                simply means the port accepts.
+                is refused elsewhere (a worker, or a machine in maintenance mode); an address whose
+                only VM is stopped answers ``No route to host`` (ARP gets no reply on the segment);
+                an address with no machine behind it answers ``No route to host`` when it is on
+                one of the host's own subnets and times out beyond them. On any other port (an
+                ``ADDRESS`` or ``ADDRESS:PORT`` key), ``pass`` simply means the port accepts.
 ``drop``        a firewall DROP rule: nothing comes back until ``-w`` runs out (``timeout`` is a synonym)
 ``reject``      a firewall REJECT rule: ``Connection refused`` at once (``refused`` is a synonym)
 ``unreachable`` no route: ``No route to host`` at once

@@ -17,7 +17,6 @@ import re
 from .go_format import format_float, go_json, go_sprint
 from .omni_resources import Resource, ResourceType
 
-
 # --------------------------------------------------------------------- YAML as go-yaml writes it
 
 _INDICATORS = set("#,[]{}&*!|>'\"%@`")

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .certs import CA
 from . import https
+from .certs import CA
 from .net import HOST
 
 if TYPE_CHECKING:

@@ -17,10 +17,9 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .ssh_lib import asyncssh
-
 from . import shell
 from .latency import pause
+from .ssh_lib import asyncssh
 
 if TYPE_CHECKING:
     from .model import RequestLog, TwinContext

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import re
 
-
 PROVISION_FINALIZER = "{provider}.ProvisionController"  # the provider's finalizer on a MachineRequest
 CLUSTER_REQUEST_DEPROVISIONING = 4  # ClusterMachineRequestStatus.stage DEPROVISIONING
 TEARDOWN_STATUS = "Waiting for the infra provider to finish teardown"

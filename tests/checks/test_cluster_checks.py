@@ -10,14 +10,15 @@ import pytest
 
 from runbook_lib.checks import registered, run_checks
 from runbook_lib.checks.cluster import autoprovisioned_waiting, manually_waiting
-from runbook_lib.model.capacity import headroom
-from runbook_lib.model.labels import label_query_matches, parse_label_query
-from runbook_lib.model.machineclass import GIB, class_needs
-from runbook_lib.model.provider_log import SUPPLY_CATEGORIES as LOG_CATEGORIES, SUPPLY_TRIGGERS as LOG_TRIGGERS
-from runbook_lib.model.storage import NO_MATCH, UNDECIDED, pick_pool
 from runbook_lib.evidence import Evidence
 from runbook_lib.gather.cluster import reduce_cluster_machines, reduce_machine_sets, reduce_machine_statuses
 from runbook_lib.logscan import LogScan
+from runbook_lib.model.capacity import headroom
+from runbook_lib.model.labels import label_query_matches, parse_label_query
+from runbook_lib.model.machineclass import GIB, class_needs
+from runbook_lib.model.provider_log import SUPPLY_CATEGORIES as LOG_CATEGORIES
+from runbook_lib.model.provider_log import SUPPLY_TRIGGERS as LOG_TRIGGERS
+from runbook_lib.model.storage import NO_MATCH, UNDECIDED, pick_pool
 
 WORKER_DATA = ("cores: 4\nsockets: 1\nmemory: 8192\ndisk_size: 40\nstorage_selector: name == \"vm_ssd\"\n"
                "additional_disks:\n  - disk_size: 100\n    storage_selector: storageType == \"lvmthin\"\n")
@@ -26,7 +27,7 @@ LOCK = ('{"level":"error","ts":1795770000.1,"caller":"controllers/provision.go:3
         '"msg":"machine provision failed",'
         '"id":"homelab-workers-d8m3kt","error":"500 can\'t lock file \'/var/lock/qemu-server/lock-1004.conf\' - got '
         'timeout","step":"syncVM"}')
-START = '{"level":"info","ts":1795500000.0,"caller":"omni-infra-provider-proxmox/main.go:117","msg":"starting infra provider"}'
+START = '{"level":"info","ts":1795500000.0,"caller":"omni-infra-provider-proxmox/main.go:117","msg":"starting infra provider"}'  # noqa: E501  (a real line, as it is)
 
 
 def machine_set(cluster="homelab", role="worker", cls="proxmox-worker", count=1, total=1, healthy=1, phase=3):

@@ -15,8 +15,7 @@ import pytest
 
 from runbook_lib.checks import registered, run_checks
 from runbook_lib.evidence import Evidence
-from runbook_lib.gather.omnictl import (decode_service_account_key, error_detail, key_facts, pgp_key_facts,
-                                        read_config)
+from runbook_lib.gather.omnictl import decode_service_account_key, error_detail, key_facts, pgp_key_facts, read_config
 from runbook_lib.lab.omnictl import Invocation, connection_error
 from runbook_lib.sources.omni import classify
 

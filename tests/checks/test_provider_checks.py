@@ -5,14 +5,26 @@ from __future__ import annotations
 import copy
 
 import pytest
+from provider_lines import (
+    ID_MUST_MATCH,
+    INSECURE,
+    INVALID_SIGNATURE,
+    NOT_AUTHORIZED,
+    NOT_REGISTERED,
+    PROXY_403,
+    PVE_REFUSED,
+    PVE_X509,
+    RECONCILE_OK,
+    RESOLVER,
+    START,
+    X509_OMNI,
+)
 
 from runbook_lib.checks import registered, run_checks
 from runbook_lib.checks.provider import normalize_url
-from runbook_lib.model.provider_log import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE
 from runbook_lib.evidence import Evidence
 from runbook_lib.logscan import LogScan
-from provider_lines import (ID_MUST_MATCH, INSECURE, INVALID_SIGNATURE, NOT_AUTHORIZED, NOT_REGISTERED, PROXY_403,
-                            PVE_REFUSED, PVE_X509, RECONCILE_OK, RESOLVER, START, X509_OMNI)
+from runbook_lib.model.provider_log import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE
 
 
 def scan(*lines: str) -> dict:
@@ -27,7 +39,7 @@ def scan(*lines: str) -> dict:
 def healthy() -> dict:
     return {
         "expected": {"omni_url": "https://omni.example.org", "provider_id": "proxmox", "cluster": "matrix"},
-        "containers": [{"Names": "omni-provider-proxmox-provider-1", "Image": "ghcr.io/siderolabs/omni-infra-provider-proxmox"}],
+        "containers": [{"Names": "omni-provider-proxmox-provider-1", "Image": "ghcr.io/siderolabs/omni-infra-provider-proxmox"}],  # noqa: E501  (a real line, as it is)
         "container": {
             "name": "omni-provider-proxmox-provider-1", "image": "ghcr.io/siderolabs/omni-infra-provider-proxmox",
             "state": "running", "running": True, "restarting": False, "exit_code": 0, "restart_count": 0,
@@ -41,7 +53,7 @@ def healthy() -> dict:
         "logs": scan(START, RECONCILE_OK),
         "infraproviders": ["proxmox"],
         "provider_status": {"proxmox": {"connected": True, "initialized": True, "error": "", "heartbeat_age": 12.0}},
-        "omni_probe_from_provider": {"url": "https://omni.example.org/healthz", "code": 200, "rc": 0, "kind": "ok", "error": ""},
+        "omni_probe_from_provider": {"url": "https://omni.example.org/healthz", "code": 200, "rc": 0, "kind": "ok", "error": ""},  # noqa: E501  (a real line, as it is)
         "proxmox_probe_from_provider": {"url": "https://192.0.2.5:8006/api2/json/version", "code": 401, "rc": 0,
                                         "kind": "ok", "error": ""},
         "proxmox_endpoints": [{"url": f"https://192.0.2.{i}:8006", "ok": True, "status": 200, "seconds": 0.01,

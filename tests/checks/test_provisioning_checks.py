@@ -7,14 +7,9 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from provider_lines import NOT_AUTHORIZED, START
 
 from runbook_lib.checks import run_checks
-from runbook_lib.model.capacity import capacity
-from runbook_lib.model.join import join_chain
-from runbook_lib.model.machineclass import GIB, class_problems
-from runbook_lib.model.network import probe_address, same_segment
-from runbook_lib.model.privileges import effective_privileges, missing_privileges
-from runbook_lib.model.storage import NO_MATCH, UNDECIDED, pick_pool
 from runbook_lib.evidence import Evidence
 from runbook_lib.gather.provisioning import (
     ProvisionLog,
@@ -26,7 +21,12 @@ from runbook_lib.gather.provisioning import (
     summarize_omni,
     summarize_task,
 )
-from provider_lines import NOT_AUTHORIZED, START
+from runbook_lib.model.capacity import capacity
+from runbook_lib.model.join import join_chain
+from runbook_lib.model.machineclass import GIB, class_problems
+from runbook_lib.model.network import probe_address, same_segment
+from runbook_lib.model.privileges import effective_privileges, missing_privileges
+from runbook_lib.model.storage import NO_MATCH, UNDECIDED, pick_pool
 
 NOW = 1_800_000_000.0
 CP, WK = "homelab-control-planes-pnsg8n", "homelab-workers-x7kq2m"

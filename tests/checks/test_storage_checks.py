@@ -6,8 +6,7 @@ import copy
 
 import pytest
 
-from runbook_lib.checks import registered, run_checks
-from runbook_lib.checks import storage
+from runbook_lib.checks import registered, run_checks, storage
 from runbook_lib.evidence import Evidence
 from runbook_lib.gather.storage import meant_key, summarize_class
 

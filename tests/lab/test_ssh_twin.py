@@ -15,15 +15,15 @@ import threading
 import time
 from pathlib import Path
 
-from runbook_lib.lab.ssh_lib import asyncssh
 import paramiko
 import pytest
 from aiohttp import web
 
+from runbook_lib.lab import shell
 from runbook_lib.lab.certs import CA
 from runbook_lib.lab.loop import BackgroundLoop
 from runbook_lib.lab.model import RequestLog, TwinContext
-from runbook_lib.lab import shell
+from runbook_lib.lab.ssh_lib import asyncssh
 from runbook_lib.lab.ssh_server import start_ssh_host
 
 PROVIDER = "omni-provider-proxmox-provider-1"
