@@ -33,6 +33,11 @@ def in_parallel(ev: Evidence, groups: dict[str, Callable[[Evidence], None]], pro
     return ev
 
 
+def log_window(tail: int | None, since: str | None) -> str:
+    """How much of a container's log was read, in the words every section's evidence uses."""
+    return f"tail {tail or 'all'}" + (f", since {since}" if since else "")
+
+
 def section(name: str, site: Site, calls: CallLog, progress: Callable[[str], None] | None = None) -> Evidence:
     """Gather one section's evidence with its default options (the notebooks pass their parameters
     to the section module's own ``gather``; this is the same call with none)."""

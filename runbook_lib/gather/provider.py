@@ -26,7 +26,7 @@ from ..sources import docker
 from ..sources.omni import Omnictl
 from ..sources.proxmox import ProxmoxCluster
 from ..sources.ssh import SSHHost
-from . import in_parallel
+from . import in_parallel, log_window
 from .probes import curl_from
 
 
@@ -257,7 +257,7 @@ def _logs(ev: Evidence, host: SSHHost, name: str, opts: Options) -> None:
         res = docker.logs(host, name, tail=opts.log_tail, since=opts.log_since, on_lines=scan.feed_lines)
         scan.replaced = getattr(res, "replaced", 0)
         summary = scan.summary()
-        summary["window"] = f"tail {opts.log_tail or 'all'}" + (f", since {opts.log_since}" if opts.log_since else "")
+        summary["window"] = log_window(opts.log_tail, opts.log_since)
         ev.put("logs", summary)
     except RunbookError as exc:
         ev.fail("logs", str(exc))

@@ -34,7 +34,7 @@ from ..sources import docker
 from ..sources.omni import Omnictl
 from ..sources.proxmox import ProxmoxCluster
 from ..sources.ssh import SSHHost
-from . import in_parallel
+from . import in_parallel, log_window
 from .provider import api_base, container_env, find_container, read_settings, summarize_container
 
 _OMNI_TYPES = {  # evidence name -> omnictl type
@@ -314,7 +314,7 @@ def _provider_host(ev: Evidence, host: SSHHost, site: Site, opts: Options, priva
     scan = ProvisionLog(time.time())
     try:
         docker.logs(host, name, tail=opts.log_tail, since=opts.log_since, on_lines=scan.feed_lines)
-        window = f"tail {opts.log_tail or 'all'}" + (f", since {opts.log_since}" if opts.log_since else "")
+        window = log_window(opts.log_tail, opts.log_since)
         ev.put("provision_log", scan.summary(window))
     except RunbookError as exc:
         ev.fail("provision_log", str(exc))

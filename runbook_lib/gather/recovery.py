@@ -40,7 +40,7 @@ from ..sources import docker
 from ..sources.omni import Omnictl
 from ..sources.proxmox import ProxmoxCluster
 from ..sources.ssh import SSHHost
-from . import in_parallel
+from . import in_parallel, log_window
 from .provider import find_container
 
 
@@ -242,7 +242,7 @@ def _provider_log(ev: Evidence, host: SSHHost, site: Site, opts: Options) -> Non
     except RunbookError as exc:
         ev.fail("provider_log", str(exc))
         return
-    window = f"tail {opts.log_tail or 'all'}" + (f", since {opts.log_since}" if opts.log_since else "")
+    window = log_window(opts.log_tail, opts.log_since)
     ev.put("provider_log", scan.summary(window))
 
 
