@@ -29,7 +29,7 @@ def median_time(fn, repeat: int = 3) -> float:
 def twin_process(scenario: dict | str | None = None):
     """A lab twin in its own process (so the measured process does not share its GIL or memory)."""
     work = Path(tempfile.mkdtemp(prefix="bench-twin-"))
-    args = [sys.executable, "-m", "runbook_lib.lab", "serve", "--dir", str(work / "twin")]
+    args = [sys.executable, "-m", "runbook_lab", "serve", "--dir", str(work / "twin")]
     if isinstance(scenario, dict):
         path = work / "scenario.yaml"
         path.write_text(yaml.safe_dump(scenario))

@@ -90,12 +90,12 @@ def main() -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _common import empty_notebook, median_time
 
+    from runbook_lab.twin import Twin
     from runbook_lib.calls import CallLog
     from runbook_lib.checks import run_checks
     from runbook_lib.gather import cluster as gather_cluster
     from runbook_lib.gather import omnictl as gather_omnictl
     from runbook_lib.kernel import ensure_kernel
-    from runbook_lib.lab.twin import Twin
     from runbook_lib.runner import run_runbook
     from runbook_lib.site import load_site
 

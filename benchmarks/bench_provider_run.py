@@ -59,10 +59,10 @@ def main() -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _common import empty_notebook_seconds, median_clean_run, median_time, report, run_vs_floor
 
+    from runbook_lab.twin import Twin
     from runbook_lib.calls import CallLog
     from runbook_lib.checks import run_checks
     from runbook_lib.gather import provider as gather
-    from runbook_lib.lab.twin import Twin
     from runbook_lib.runner import run_runbook
     from runbook_lib.site import load_site
 

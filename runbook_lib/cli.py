@@ -26,6 +26,7 @@ unknown runbook, scenario or run) print one message on stderr, no traceback, exi
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -33,17 +34,14 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from . import interrupts, kernel
 from .errors import RunbookError
+from .site import SITE_ENV
 from .verdict import EXIT_RUN_FAILED
 
-SITE_ENV = "RUNBOOK_SITE"
-LAB_READY_TIMEOUT = 30.0
-LAB_STOP_GRACE = 5.0
 DEFAULT_CELL_TIMEOUT = 600.0
 _HEALTHY = ""  # `--lab` with no scenario
 
@@ -59,158 +57,36 @@ def parse_parameters(pairs: list[list[str]] | None) -> dict[str, Any]:
     return {name: value for name, value in (pairs or [])}
 
 
-# --- the background twin (`runbook lab up/down`) -----------------------------------------------
+# --- the background twin (`runbook lab ...`): kept by runbook_lab.supervise --------------------
+
+def _lab(module: str):
+    """A module of the lab twin's package, or a clear message when the ``lab`` extra is missing."""
+    try:
+        return importlib.import_module(f"runbook_lab.{module}")
+    except ImportError as exc:
+        raise UsageError(f"the lab twin needs the 'lab' extra (pip install 'omni-runbooks[lab]'): {exc}")
+
 
 def lab_dir() -> Path:
     """Where ``runbook lab up`` keeps its twin: ``<RUNBOOK_HOME>/lab``."""
     return kernel.state_dir() / "lab"
 
 
-def _pid_file(d: Path) -> Path:
-    return d / "pid"
-
-
-def _alive(pid: int) -> bool:
-    """True when ``pid`` runs and is a lab twin (guards against a recycled pid)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child that exited
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False
-    proc = Path(f"/proc/{pid}")
-    if proc.exists():
-        try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, IndexError):
-            return False
-        return state != "Z" and "runbook_lib.lab" in cmdline
-    return True
-
-
 def running_twin() -> dict | None:
-    """``{"site": ..., "pid": ...}`` of the twin ``lab up`` started, if it is still running."""
+    """The twin ``runbook lab up`` keeps running, if any (None also when the lab is not installed)."""
     try:
-        info = json.loads((lab_dir() / "ready").read_text(encoding="utf-8"))
-        pid = int(info["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
+        from runbook_lab import supervise
+    except ImportError:
         return None
-    return info if _alive(pid) else None
-
-
-def _starting_pid(d: Path) -> int | None:
-    try:
-        pid = int(_pid_file(d).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if _alive(pid) else None
+    return supervise.running(lab_dir())
 
 
 def lab_up(scenario: str | None) -> dict:
-    """Start ``python -m runbook_lib.lab serve`` detached; wait for it to be ready."""
-    d = lab_dir()
-    twin = running_twin()
-    if twin is not None:
-        raise UsageError(f"a lab twin is already running (pid {twin['pid']}, site {twin['site']}); "
-                         "stop it with `runbook lab down`")
-    if _starting_pid(d) is not None:
-        raise UsageError(f"a lab twin is starting or stuck (pid {_starting_pid(d)}); "
-                         "stop it with `runbook lab down`")
-    _clear_state(d)
-    d.mkdir(mode=0o700, parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "runbook_lib.lab", "serve", "--dir", str(d)]
-    if scenario:
-        argv += ["--scenario", scenario]
-    log_path = d / "twin.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
-    _pid_file(d).write_text(f"{proc.pid}\n")
-    deadline = time.monotonic() + LAB_READY_TIMEOUT
-    while time.monotonic() < deadline:
-        twin = running_twin()
-        if twin is not None:
-            return twin
-        if proc.poll() is not None:
-            _clear_state(d, keep_log=True)
-            raise RunbookError(f"the lab twin exited (status {proc.returncode}) before it was ready: "
-                               f"{_tail(log_path)}")
-        time.sleep(0.1)
-    _stop_pid(proc.pid)
-    proc.wait(timeout=LAB_STOP_GRACE)
-    _clear_state(d, keep_log=True)
-    raise RunbookError(f"the lab twin was not ready after {LAB_READY_TIMEOUT:g} s "
-                       f"(log: {log_path}): {_tail(log_path)}")
+    return _lab("supervise").up(lab_dir(), scenario)
 
 
 def lab_down() -> bool:
-    """Stop the background twin (SIGTERM, SIGKILL after 5 s) and remove its state.
-
-    Returns False when no twin was running.
-    """
-    d = lab_dir()
-    twin = running_twin()
-    pid = int(twin["pid"]) if twin else _starting_pid(d)
-    if pid is not None:
-        _stop_pid(pid)
-    _clear_state(d)
-    return pid is not None
-
-
-def _stop_pid(pid: int) -> None:
-    """SIGTERM the twin's process group, SIGKILL it if it is still there after the grace time."""
-    _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + LAB_STOP_GRACE
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return
-        time.sleep(0.1)
-    _signal_group(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.05)
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)  # lab up starts the twin as the leader of a new session
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _clear_state(d: Path, *, keep_log: bool = False) -> None:
-    import shutil
-
-    if not d.exists():
-        return
-    for child in d.iterdir():
-        if keep_log and child.name == "twin.log":
-            continue
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
-    if not keep_log:
-        try:
-            d.rmdir()
-        except OSError:
-            pass
-
-
-def _tail(path: Path, lines: int = 8) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(text[-lines:]) or "(empty log)"
+    return _lab("supervise").down(lab_dir())
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -301,7 +177,7 @@ def cmd_lab_jupyter(args) -> int:
         except KeyboardInterrupt:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=LAB_STOP_GRACE * 2)
+                proc.wait(timeout=10.0)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -329,10 +205,8 @@ def cmd_lab_site(args) -> int:
 
 
 def cmd_lab_scenarios(args) -> int:
-    try:
-        from .lab.model import list_scenarios, load_scenario
-    except ImportError as exc:
-        raise UsageError(f"the lab twin needs the 'lab' extra (pip install 'omni-runbooks[lab]'): {exc}")
+    scenarios = _lab("model")
+    list_scenarios, load_scenario = scenarios.list_scenarios, scenarios.load_scenario
     found = list_scenarios()
     if not found:
         print("no scenarios are shipped", file=sys.stderr)
@@ -351,11 +225,7 @@ def _with_site(args, fn):
     """Call ``fn(site_file)`` with the site the options name, starting a lab twin for ``--lab``."""
     if args.lab is None:
         return fn(_site_for_run(args))
-    try:
-        from .lab.twin import Twin
-    except ImportError as exc:
-        raise UsageError(f"the lab twin needs the 'lab' extra (pip install 'omni-runbooks[lab]'): {exc}")
-    twin = Twin(args.lab or None)
+    twin = _lab("twin").Twin(args.lab or None)
     try:
         return fn(twin.start())
     finally:

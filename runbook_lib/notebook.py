@@ -21,10 +21,8 @@ from typing import Any
 from . import redact
 from .calls import CallLog
 from .errors import SiteError
-from .site import Site, load_site
+from .site import SITE_ENV, Site, load_site
 from .verdict import Finding, Verdict
-
-SITE_ENV = "RUNBOOK_SITE"
 
 
 def utcnow() -> str:
@@ -90,16 +88,13 @@ class Parameters:
 
 
 def resolve_site_file(site_file: str = "") -> Path:
-    """The site file to use: the parameter, else ``$RUNBOOK_SITE``, else a running lab twin's."""
+    """The site file to use: the parameter, else ``$RUNBOOK_SITE`` (``runbook lab jupyter`` sets it)."""
     if site_file:
         return Path(site_file).expanduser()
     if os.environ.get(SITE_ENV):
         return Path(os.environ[SITE_ENV]).expanduser()
-    ready = Path(os.environ.get("RUNBOOK_HOME", "~/.local/state/runbook")).expanduser() / "lab" / "ready"
-    if ready.exists():
-        return Path(json.loads(ready.read_text())["site"])
-    raise SiteError("no site file: set the site_file parameter or RUNBOOK_SITE, or start a twin with "
-                    "`runbook lab up`")
+    raise SiteError(f"no site file: set the site_file parameter or {SITE_ENV} (`export {SITE_ENV}=$(runbook lab "
+                    "site)` after `runbook lab up`), or open JupyterLab with `runbook lab jupyter`")
 
 
 @dataclass

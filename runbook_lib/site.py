@@ -22,6 +22,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from . import redact
 from .errors import SecretRefError, SiteError
 
+# the environment variable naming the site file when none is given (`runbook lab jupyter` sets it)
+SITE_ENV = "RUNBOOK_SITE"
+
 _REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")
 
 

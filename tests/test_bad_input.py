@@ -9,7 +9,7 @@ import sys
 import pytest
 from sitefiles import rewrite_site
 
-from runbook_lib.lab.twin import Twin
+from runbook_lab.twin import Twin
 from runbook_lib.runner import run_runbook
 
 pytestmark = pytest.mark.runbook

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from runbook_lab.model import validate_scenario
 from runbook_lib import catalog
 from runbook_lib.checks import registered
 from runbook_lib.errors import ScenarioError
-from runbook_lib.lab.model import validate_scenario
 
 
 @pytest.mark.parametrize("section", catalog.load().sections)

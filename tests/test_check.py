@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from runbook_lab.model import list_scenarios, load_scenario
+from runbook_lab.twin import Twin
 from runbook_lib import alerts, runner
-from runbook_lib.lab.model import list_scenarios, load_scenario
-from runbook_lib.lab.twin import Twin
 from runbook_lib.verdict import Finding, Verdict
 
 pytestmark = pytest.mark.runbook

@@ -1,6 +1,6 @@
 """The ``runbook`` command: exit statuses, messages, --json, --lab, and the background twin's state.
 
-The lab twin itself is the lead's (runbook_lib.lab); here a stand-in Twin class records what the
+The lab twin itself is the lead's (runbook_lab); here a stand-in Twin class records what the
 command asked of it, and a stand-in process plays a `lab up` twin for `lab site` / `lab down`.
 """
 
@@ -106,7 +106,7 @@ def test_run_json_prints_the_verdict_file_and_exits_with_its_status(env, monkeyp
 
 
 class FakeTwin:
-    """Stands in for runbook_lib.lab.twin.Twin: records calls, writes a site file."""
+    """Stands in for runbook_lab.twin.Twin: records calls, writes a site file."""
 
     instances: list["FakeTwin"] = []
     workdir: Path
@@ -128,9 +128,9 @@ class FakeTwin:
 def fake_twin(env, monkeypatch):
     FakeTwin.instances = []
     FakeTwin.workdir = env
-    module = types.ModuleType("runbook_lib.lab.twin")
+    module = types.ModuleType("runbook_lab.twin")
     module.Twin = FakeTwin
-    monkeypatch.setitem(sys.modules, "runbook_lib.lab.twin", module)
+    monkeypatch.setitem(sys.modules, "runbook_lab.twin", module)
     monkeypatch.setenv("CLI_SITE_TOKEN", "cli-site-token-value")
     return FakeTwin
 
@@ -158,13 +158,13 @@ def test_a_run_that_cannot_start_starts_no_twin(fake_twin, capsys):
 
 
 def test_lab_scenarios_lists_names_and_expected_ids(env, monkeypatch, capsys):
-    module = types.ModuleType("runbook_lib.lab.model")
+    module = types.ModuleType("runbook_lab.model")
     docs = {"key-invalid": {"name": "key-invalid", "summary": "The key is revoked.\nMore.",
                             "expect": ["provider.key_invalid", "provider.unhealthy"], "changes": {}},
             "healthy": {"name": "healthy", "summary": "All fine.", "expect": [], "changes": {}}}
     module.list_scenarios = lambda: {n: env / f"{n}.yaml" for n in docs}
     module.load_scenario = lambda name: docs[name]
-    monkeypatch.setitem(sys.modules, "runbook_lib.lab.model", module)
+    monkeypatch.setitem(sys.modules, "runbook_lab.model", module)
     assert cli.main(["lab", "scenarios"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["healthy", "expects", "(nothing:", "healthy)"]
@@ -176,13 +176,13 @@ def test_lab_scenarios_lists_names_and_expected_ids(env, monkeypatch, capsys):
 
 @pytest.fixture
 def stand_in(env):
-    """A process that looks like `python -m runbook_lib.lab serve` to the pid guard."""
+    """A process that looks like `python -m runbook_lab serve` to the pid guard."""
     procs = []
 
     def spawn(looks_like_twin=True):
         argv = [sys.executable, "-c", "import time; time.sleep(60)"]
         if looks_like_twin:
-            argv.append("runbook_lib.lab")
+            argv.append("runbook_lab")
         proc = subprocess.Popen(argv, start_new_session=True)
         procs.append(proc)
         lab = env / "home" / "lab"
@@ -283,7 +283,7 @@ def test_an_unexpected_failure_is_one_line_and_exit_3(env, monkeypatch, capsys):
 
 def test_lab_modules_import_asyncssh_without_dsa_warnings():
     proc = subprocess.run([sys.executable, "-W", "default", "-c",
-                           "import runbook_lib.lab.ssh_server, runbook_lib.lab.twin"],
+                           "import runbook_lab.ssh_server, runbook_lab.twin"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "DSA" not in proc.stderr and "Warning" not in proc.stderr

@@ -8,10 +8,10 @@ import time
 import pytest
 from sitefiles import rewrite_site
 
+from runbook_lab.twin import Twin
 from runbook_lib.calls import CallLog
 from runbook_lib.checks import run_checks
 from runbook_lib.gather import provider as gather
-from runbook_lib.lab.twin import Twin
 from runbook_lib.site import load_site
 
 

@@ -13,10 +13,10 @@ from collections import Counter
 
 import pytest
 
+from runbook_lab.model import list_scenarios, load_scenario
+from runbook_lab.twin import Twin
 from runbook_lib import catalog, triage
 from runbook_lib.calls import CallLog
-from runbook_lib.lab.model import list_scenarios, load_scenario
-from runbook_lib.lab.twin import Twin
 from runbook_lib.rootcause import attribute
 from runbook_lib.site import load_site
 

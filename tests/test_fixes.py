@@ -138,7 +138,7 @@ def test_offer_adds_the_command_to_problems_only():
 def test_argocd_fix_is_shown_then_applied_only_when_named(tmp_path):
     import json
 
-    from runbook_lib.lab.twin import Twin
+    from runbook_lab.twin import Twin
     from runbook_lib.runner import run_runbook
 
     out = tmp_path / "outputs"

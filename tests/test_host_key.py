@@ -38,8 +38,8 @@ def test_a_host_key_mismatch_is_its_own_kind_of_tls_failure():
 
 @pytest.mark.runbook
 def test_an_intercepted_provider_host_is_one_security_problem(tmp_path):
-    from runbook_lib.lab.ssh_lib import asyncssh
-    from runbook_lib.lab.twin import Twin
+    from runbook_lab.ssh_lib import asyncssh
+    from runbook_lab.twin import Twin
 
     with Twin() as twin:
         known = twin.workdir / "known_hosts"

@@ -11,8 +11,8 @@ from pathlib import Path
 import papermill
 import pytest
 
+from runbook_lab.twin import Twin
 from runbook_lib.kernel import ensure_kernel
-from runbook_lib.lab.twin import Twin
 
 pytestmark = pytest.mark.runbook
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "provider.ipynb"

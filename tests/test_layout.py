@@ -2,7 +2,8 @@
 
 checks import the model and the evidence, never gather or sources (a check judges evidence and
 talks to nothing); gather imports sources and the model, never checks; the model imports
-neither, so what a fact means is decided in one place.
+neither, so what a fact means is decided in one place. The lab twin (``lab/runbook_lab``) is a
+distribution of its own: the product never imports it (the CLI's ``lab`` verbs load it by name).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "runbook_lib"
 FORBIDDEN = {
-    "checks": ("gather", "sources", "lab"),
-    "gather": ("checks", "lab"),
-    "model": ("checks", "gather", "sources", "lab"),
-    "sources": ("checks", "gather", "model", "lab"),
+    "checks": ("gather", "sources"),
+    "gather": ("checks",),
+    "model": ("checks", "gather", "sources"),
+    "sources": ("checks", "gather", "model"),
 }
 
 
@@ -58,3 +59,15 @@ def test_the_rule_catches_a_wrong_import():
     assert imports_of("from .. import cel\n", ("checks",)) == {"cel"}
     assert imports_of("from . import check\n", ("checks",)) == {"checks"}
     assert imports_of("import runbook_lib.sources.ssh\n", ("model",)) == {"sources"}
+
+
+def test_the_product_never_imports_the_twin():
+    importers = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else
+                     [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            if any(n == "runbook_lab" or n.startswith("runbook_lab.") for n in names):
+                importers.append(str(path.relative_to(PACKAGE)))
+    assert importers == []
+    assert not (PACKAGE / "lab").exists()

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from runbook_lab.twin import Twin
 from runbook_lib import records
 from runbook_lib.cli import main
-from runbook_lib.lab.twin import Twin
 from runbook_lib.runner import run_runbook
 
 pytestmark = pytest.mark.runbook

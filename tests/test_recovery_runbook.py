@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from runbook_lib.lab.twin import Twin
+from runbook_lab.twin import Twin
 from runbook_lib.runner import run_runbook
 
 pytestmark = pytest.mark.runbook

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.lab.model import list_scenarios, load_scenario
-from runbook_lib.lab.twin import Twin
+from runbook_lab.model import list_scenarios, load_scenario
+from runbook_lab.twin import Twin
 from runbook_lib.runner import run_runbook
 
 pytestmark = pytest.mark.runbook

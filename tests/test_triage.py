@@ -14,8 +14,8 @@ import json
 
 import pytest
 
+from runbook_lab.twin import Twin
 from runbook_lib import catalog, cli, records, runner
-from runbook_lib.lab.twin import Twin
 
 pytestmark = pytest.mark.runbook
 

@@ -140,7 +140,7 @@ def test_sigkill_leaves_no_secret_and_the_next_run_clears_what_it_left(place, mo
 
 @pytest.mark.runbook
 def test_a_lab_run_killed_midway_leaves_none_of_the_twins_canaries(place):
-    from runbook_lib.lab.twin import Twin
+    from runbook_lab.twin import Twin
 
     env = {k: v for k, v in place["env"].items() if k != "RUNBOOK_NOTEBOOKS"}
     with Twin() as twin:

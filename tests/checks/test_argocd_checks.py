@@ -339,7 +339,7 @@ def test_missing_evidence_is_unknown_with_the_reason():
 # --- the notebook when the API cannot be asked -------------------------------------------------
 @pytest.mark.runbook
 def test_runbook_reports_unknown_not_a_traceback(tmp_path):
-    from runbook_lib.lab.twin import Twin
+    from runbook_lab.twin import Twin
     from runbook_lib.runner import run_runbook
 
     scenario = {"name": "no-crd", "summary": "Argo CD's CRD is not installed", "expect": [],

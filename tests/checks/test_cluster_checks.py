@@ -457,9 +457,9 @@ def test_waiting_sets_show_their_requests_that_are_not_provisioned():
 
 
 def test_gathering_reads_supply_only_when_machines_are_waited_for():
+    from runbook_lab.twin import Twin
     from runbook_lib.calls import CallLog
     from runbook_lib.gather.cluster import gather
-    from runbook_lib.lab.twin import Twin
     from runbook_lib.site import load_site
 
     with Twin() as twin:

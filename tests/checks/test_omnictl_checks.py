@@ -13,10 +13,10 @@ import time
 
 import pytest
 
+from runbook_lab.omnictl import Invocation, connection_error
 from runbook_lib.checks import registered, run_checks
 from runbook_lib.evidence import Evidence
 from runbook_lib.gather.omnictl import decode_service_account_key, error_detail, key_facts, pgp_key_facts, read_config
-from runbook_lib.lab.omnictl import Invocation, connection_error
 from runbook_lib.sources.omni import classify
 
 URL = "https://omni.example.org"
@@ -306,9 +306,9 @@ def test_a_call_that_times_out_while_the_network_is_fine_points_at_omni_itself()
 
 
 def test_gathering_without_a_binary_runs_nothing_and_keeps_the_key_private():
+    from runbook_lab.twin import Twin
     from runbook_lib.calls import CallLog
     from runbook_lib.gather.omnictl import gather
-    from runbook_lib.lab.twin import Twin
     from runbook_lib.site import load_site
 
     with Twin("omnictl-missing") as twin:

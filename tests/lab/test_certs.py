@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from runbook_lib.lab.certs import CA
+from runbook_lab.certs import CA
 
 
 def handshake(cert, key, cafile, hostname: str = "127.0.0.1") -> None:

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.lab import docker_cli, shell
-from runbook_lib.lab.docker_flags import parse_since
-from runbook_lib.lab.docker_format import human_duration
-from runbook_lib.lab.go_format import tabwriter
-from runbook_lib.lab.logs import NS
-from runbook_lib.lab.model import TwinContext
+from runbook_lab import docker_cli, shell
+from runbook_lab.docker_flags import parse_since
+from runbook_lab.docker_format import human_duration
+from runbook_lab.go_format import tabwriter
+from runbook_lab.logs import NS
+from runbook_lab.model import TwinContext
 
 DAY, HOUR = 86400, 3600
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ")

@@ -8,10 +8,10 @@ import ssl
 
 import pytest
 
-from runbook_lib.lab.kube import StandaloneKube
-from runbook_lib.lab.kube_select import SelectorError, labels_match, parse_fields, parse_labels
-from runbook_lib.lab.kube_store import BY_KIND, Store
-from runbook_lib.lab.model import healthy_state, merge
+from runbook_lab.kube import StandaloneKube
+from runbook_lab.kube_select import SelectorError, labels_match, parse_fields, parse_labels
+from runbook_lab.kube_store import BY_KIND, Store
+from runbook_lab.model import healthy_state, merge
 
 
 def model(**changes) -> dict:

@@ -17,11 +17,11 @@ import pytest
 import requests
 import yaml
 
+from runbook_lab import omnictl
+from runbook_lab.latency import latencies
+from runbook_lab.model import healthy_state, validate_scenario
+from runbook_lab.twin import Twin
 from runbook_lib.errors import ScenarioError
-from runbook_lib.lab import omnictl
-from runbook_lib.lab.latency import latencies
-from runbook_lib.lab.model import healthy_state, validate_scenario
-from runbook_lib.lab.twin import Twin
 
 LATENCY = 0.2
 SCENARIO = {"name": "far-away", "summary": "a healthy site behind a slow VPN", "expect": [],

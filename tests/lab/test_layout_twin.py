@@ -8,10 +8,10 @@ import json
 import pytest
 import yaml
 
+from runbook_lab.model import load_scenario, scenario_state
+from runbook_lab.talos_nodes import talos_addresses
+from runbook_lab.twin import Twin
 from runbook_lib.calls import CallLog
-from runbook_lib.lab.model import load_scenario, scenario_state
-from runbook_lib.lab.talos_nodes import talos_addresses
-from runbook_lib.lab.twin import Twin
 from runbook_lib.site import load_site
 from runbook_lib.sources.ssh import SSHHost
 

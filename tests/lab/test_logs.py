@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from runbook_lib.lab.logs import NS, ContainerLog, go_float, render_zap, rfc3339_nano_fixed, to_ns
+from runbook_lab.logs import NS, ContainerLog, go_float, render_zap, rfc3339_nano_fixed, to_ns
 
 NOW = 1_770_000_000.25
 NOW_NS = to_ns(NOW)  # 1770000000250000000, exactly

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from runbook_lab.model import fill, list_scenarios, load_scenario, merge, scenario_state
 from runbook_lib import catalog
 from runbook_lib.errors import ScenarioError
-from runbook_lib.lab.model import fill, list_scenarios, load_scenario, merge, scenario_state
 
 
 def test_merge_rule():

@@ -7,10 +7,10 @@ import time
 import pytest
 import requests
 
-from runbook_lib.lab.certs import CA
-from runbook_lib.lab.loop import BackgroundLoop
-from runbook_lib.lab.model import RequestLog
-from runbook_lib.lab.omni_server import start_omni
+from runbook_lab.certs import CA
+from runbook_lab.loop import BackgroundLoop
+from runbook_lab.model import RequestLog
+from runbook_lab.omni_server import start_omni
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import time
 import pytest
 import yaml
 
-from runbook_lib.lab import omni_output, omni_resources
-from runbook_lib.lab.model import fill, healthy_state
+from runbook_lab import omni_output, omni_resources
+from runbook_lab.model import fill, healthy_state
 
 NOW = 1795770000  # 2026-11-27T09:00:00Z
 NOW_TEXT = "2026-11-27T09:00:00Z"
@@ -44,7 +44,7 @@ def run(tmp_path):
     def _run(*args, st=None, timeout=10):
         path = tmp_path / "state.json"
         path.write_text(json.dumps(st or state()))
-        done = subprocess.run([sys.executable, "-m", "runbook_lib.lab.omnictl", "--state", str(path),
+        done = subprocess.run([sys.executable, "-m", "runbook_lab.omnictl", "--state", str(path),
                                "--log", str(log), *args], capture_output=True, text=True, timeout=timeout)
         return done.returncode, done.stdout, done.stderr
 

@@ -11,13 +11,13 @@ import pytest
 from proxmoxer import ProxmoxAPI
 from proxmoxer.core import ResourceException
 
-from runbook_lib.lab import shell
-from runbook_lib.lab.certs import CA
-from runbook_lib.lab.loop import BackgroundLoop
-from runbook_lib.lab.model import RequestLog, TwinContext, load_scenario, scenario_state, validate_scenario
-from runbook_lib.lab.netcat import mode_for, parse
-from runbook_lib.lab.pve import GIB, NODE_DEFAULTS, node_models, start_cluster
-from runbook_lib.lab.talos_nodes import talos_addresses
+from runbook_lab import shell
+from runbook_lab.certs import CA
+from runbook_lab.loop import BackgroundLoop
+from runbook_lab.model import RequestLog, TwinContext, load_scenario, scenario_state, validate_scenario
+from runbook_lab.netcat import mode_for, parse
+from runbook_lab.pve import GIB, NODE_DEFAULTS, node_models, start_cluster
+from runbook_lab.talos_nodes import talos_addresses
 
 AUDIT, PROVIDER = ("runbook@pve!audit", "audit-secret"), ("omni@pve!provider", "provider-secret")
 MODEL = {

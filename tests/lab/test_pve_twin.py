@@ -11,10 +11,10 @@ import requests
 from proxmoxer import ProxmoxAPI
 from proxmoxer.core import ResourceException
 
-from runbook_lib.lab.certs import CA
-from runbook_lib.lab.loop import BackgroundLoop
-from runbook_lib.lab.model import RequestLog, fill, healthy_state
-from runbook_lib.lab.pve import GIB, seed, start_cluster
+from runbook_lab.certs import CA
+from runbook_lab.loop import BackgroundLoop
+from runbook_lab.model import RequestLog, fill, healthy_state
+from runbook_lab.pve import GIB, seed, start_cluster
 
 TOKEN_ID, TOKEN_SECRET = "runbook@pve!audit", "s3cret-audit-token"
 

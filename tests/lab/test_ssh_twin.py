@@ -19,12 +19,12 @@ import paramiko
 import pytest
 from aiohttp import web
 
-from runbook_lib.lab import shell
-from runbook_lib.lab.certs import CA
-from runbook_lib.lab.loop import BackgroundLoop
-from runbook_lib.lab.model import RequestLog, TwinContext
-from runbook_lib.lab.ssh_lib import asyncssh
-from runbook_lib.lab.ssh_server import start_ssh_host
+from runbook_lab import shell
+from runbook_lab.certs import CA
+from runbook_lab.loop import BackgroundLoop
+from runbook_lab.model import RequestLog, TwinContext
+from runbook_lab.ssh_lib import asyncssh
+from runbook_lab.ssh_server import start_ssh_host
 
 PROVIDER = "omni-provider-proxmox-provider-1"
 

@@ -9,11 +9,11 @@ from datetime import datetime, timezone
 import pytest
 import yaml
 
+from runbook_lab.kube import StandaloneKube
+from runbook_lab.model import healthy_state, merge
 from runbook_lib import redact
 from runbook_lib.calls import CallLog
 from runbook_lib.errors import AuthFailed, CommandFailed, Malformed, NotFound, TimedOut, TLSFailed, Unreachable
-from runbook_lib.lab.kube import StandaloneKube
-from runbook_lib.lab.model import healthy_state, merge
 from runbook_lib.site import KubeCluster as KubeSpec
 from runbook_lib.sources.kube import KubeCluster, restart_body
 

@@ -1,6 +1,6 @@
 """The lab twin's stand-in for ``omnictl``: prints what the real one prints, for the twin's state.
 
-Run as ``python -m runbook_lib.lab.omnictl --state STATE.json --log REQUESTS.jsonl [omnictl args]``
+Run as ``python -m runbook_lab.omnictl --state STATE.json --log REQUESTS.jsonl [omnictl args]``
 (the twin's ``bin/omnictl`` script execs this). ``STATE.json`` is the ``omnictl`` mapping of the
 scenario plus ``now`` and ``omni_url``::
 
@@ -378,7 +378,7 @@ def _own_options(argv: list[str]) -> tuple[str, str, list[str]]:
     if argv[i:i + 1] == ["--"]:
         i += 1
     if not own["--state"] or not own["--log"]:
-        raise SystemExit("usage: python -m runbook_lib.lab.omnictl --state STATE.json --log REQUESTS.jsonl [args]")
+        raise SystemExit("usage: python -m runbook_lab.omnictl --state STATE.json --log REQUESTS.jsonl [args]")
     return own["--state"], own["--log"], argv[i:]
 
 

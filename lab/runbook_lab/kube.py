@@ -8,7 +8,7 @@ in the apiserver's own formats (research/k8s-ssh.md, part B):
   ``labelSelector`` and ``fieldSelector``; ``GET …/pods/{name}/log`` (``container``, ``tailLines``)
   as ``text/plain``;
 * ``PATCH`` (strategic-merge and merge patches merge, json-patch applies operations) and
-  ``DELETE``; both change the :class:`~runbook_lib.lab.kube_store.Store`;
+  ``DELETE``; both change the :class:`~runbook_lab.kube_store.Store`;
 * errors as a real apiserver sends them: a JSON ``Status`` (401 ``Unauthorized``, 404 ``NotFound``,
   400 ``BadRequest`` for a bad selector), and a **plain-text** ``404 page not found`` for an API
   group that is not served (a CRD that is not installed).
@@ -23,7 +23,7 @@ The ``kubernetes`` mapping of ``healthy.yaml`` is the model:
 ``token``        ``valid`` | ``stale`` (the kubeconfig's token is not accepted: every call is 401)
 ``version``      the ``gitVersion`` ``/version`` reports
 ``crds``         the CRDs installed (``applications.argoproj.io``); other groups answer 404
-``objects``      the objects (see :mod:`~runbook_lib.lab.kube_store`)
+``objects``      the objects (see :mod:`~runbook_lab.kube_store`)
 ``pod_logs``     ``namespace/pod`` -> log entries ``{ago, level, msg, fields}`` (logrus text lines)
 ``cached_errors`` Applications whose conditions only the application controller's cache holds
 """

@@ -1,4 +1,4 @@
-"""``python -m runbook_lib.lab serve --dir DIR [--scenario S]``: run a twin until SIGTERM.
+"""``python -m runbook_lab serve --dir DIR [--scenario S]``: run a twin until SIGTERM.
 
 ``runbook lab up`` starts this detached and waits for ``DIR/ready``.
 """
@@ -13,12 +13,13 @@ import sys
 import threading
 from pathlib import Path
 
-from ..errors import RunbookError
+from runbook_lib.errors import RunbookError
+
 from .twin import Twin
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runbook_lib.lab")
+    parser = argparse.ArgumentParser(prog="python -m runbook_lab")
     sub = parser.add_subparsers(dest="verb", required=True)
     serve = sub.add_parser("serve", help="run a lab twin in the foreground until SIGTERM")
     serve.add_argument("--dir", required=True, type=Path, help="work directory of the twin")

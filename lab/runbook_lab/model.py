@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from .. import catalog
-from ..errors import ScenarioError
+from runbook_lib import catalog
+from runbook_lib.errors import ScenarioError
 
 HERE = Path(__file__).resolve().parent
 HEALTHY = HERE / "healthy.yaml"

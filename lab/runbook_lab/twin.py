@@ -213,7 +213,7 @@ class Twin:
         script = bindir / "omnictl"
         script.write_text(
             "#!/bin/sh\n# omnictl stand-in of the runbook lab twin\n"
-            f'exec "{sys.executable}" -m runbook_lib.lab.omnictl --state "{self.workdir}/omni-state.json" '
+            f'exec "{sys.executable}" -m runbook_lab.omnictl --state "{self.workdir}/omni-state.json" '
             f'--log "{self.workdir}/requests.jsonl" "$@"\n'
         )
         script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
@@ -261,5 +261,5 @@ class Twin:
                 site["proxmox"][name].update(fix_token_id=FIX_TOKEN,
                                              fix_token_secret=f"file:{w / 'secrets' / 'pve_fix_token'}")
         header = (f"# Site file of a runbook lab twin (scenario: {self.scenario['name']}).\n"
-                  "# Written by runbook_lib.lab; every address is on loopback, every secret a canary.\n")
+                  "# Written by runbook_lab; every address is on loopback, every secret a canary.\n")
         self.site_file.write_text(header + yaml.safe_dump(site, sort_keys=False))
