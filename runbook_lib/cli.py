@@ -75,8 +75,8 @@ def lab_dir() -> Path:
 def running_twin() -> dict | None:
     """The twin ``runbook lab up`` keeps running, if any (None also when the lab is not installed)."""
     try:
-        from runbook_lab import supervise
-    except ImportError:
+        supervise = _lab("supervise")
+    except UsageError:
         return None
     return supervise.running(lab_dir())
 
