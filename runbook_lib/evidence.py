@@ -70,3 +70,39 @@ class Evidence:
     @classmethod
     def from_dict(cls, d: dict) -> "Evidence":
         return cls(d.get("items"), d.get("errors"))
+
+
+# --- the evidence a record keeps (docs/contracts.md, "evidence.json") ---------------------------
+
+EVIDENCE_FORMAT = "omni-runbooks/evidence"
+EVIDENCE_VERSION = 1  # raise it when a reader of version N could misread what a writer of N+1 puts
+
+
+class EvidenceFormatError(RunbookError):
+    """A saved evidence document that this version cannot read without misreading it."""
+
+
+def to_document(sections: dict[str, Evidence], *, runbook: str, run_id: str = "", gathered: str = "") -> dict:
+    """What a record keeps of the evidence its verdict was decided on: every section's items and
+    the reasons the missing ones could not be had, as JSON-ready data (scrubbed by the writer)."""
+    return {"format": EVIDENCE_FORMAT, "version": EVIDENCE_VERSION, "runbook": runbook, "run_id": run_id,
+            "gathered": gathered, "sections": {name: ev.to_dict() for name, ev in sections.items()}}
+
+
+def from_document(doc: Any, where: str = "evidence") -> dict[str, Evidence]:
+    """The sections of a saved evidence document; an unknown format or a version this code does not
+    read is refused by name, never guessed at."""
+    if not isinstance(doc, dict) or doc.get("format") != EVIDENCE_FORMAT:
+        raise EvidenceFormatError(f"{where}: not an evidence document (format {EVIDENCE_FORMAT!r} expected)")
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise EvidenceFormatError(f"{where}: the evidence version is missing or not a number")
+    if version < 1:
+        raise EvidenceFormatError(f"{where}: evidence version {version} is not a version that was ever written")
+    if version > EVIDENCE_VERSION:
+        raise EvidenceFormatError(f"{where}: evidence version {version} was written by a newer omni-runbooks; "
+                                  f"this one reads up to version {EVIDENCE_VERSION}: upgrade to replay it")
+    sections = doc.get("sections")
+    if not isinstance(sections, dict) or not all(isinstance(s, dict) for s in sections.values()):
+        raise EvidenceFormatError(f"{where}: 'sections' must map each section to its items and errors")
+    return {name: Evidence.from_dict(s) for name, s in sections.items()}

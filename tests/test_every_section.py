@@ -3,19 +3,21 @@
 For each scenario: the union of `problem` ids over every section is exactly its `expect` (a check
 tuned to one section's scenarios can misfire on another's: this is where a false `problem`
 anywhere shows); the scenario's `cause` comes first in the root causes, and every other expected
-id is a root cause or explained by one; no read was made twice and nothing was written.
+id is a root cause or explained by one; no read was made twice and nothing was written; and the
+evidence, saved as a record keeps it and read back, is judged to the same findings (replay).
 (tests/test_runbooks.py runs the notebooks end to end through papermill.)
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
 
 from runbook_lab.model import list_scenarios, load_scenario
 from runbook_lab.twin import Twin
-from runbook_lib import catalog, triage
+from runbook_lib import catalog, evidence, replay, triage
 from runbook_lib.calls import CallLog
 from runbook_lib.rootcause import attribute
 from runbook_lib.site import load_site
@@ -53,6 +55,10 @@ def test_every_section_finds_exactly_what_the_scenario_expects(name):
     assert [k for k, n in made.items() if n > 1 and "connect" not in k[1]] == []  # each read once
     assert calls.shared.hits > 0  # sections shared what they read
     assert writes == [], "a diagnostic run wrote to the twin"
+
+    saved = json.loads(json.dumps(evidence.to_document(incident.evidence, runbook="triage")))
+    again = replay.judge(evidence.from_document(saved))
+    assert [f.to_dict() for f in again] == [f.to_dict() for f in found]
 
 
 def test_the_healthy_twin_is_healthy_in_every_section():
