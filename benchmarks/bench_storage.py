@@ -74,13 +74,15 @@ def big_site(vms: int, machines: int, storages: int) -> dict:
 
 def analysis(ev) -> int:
     """The storage runbook's work after gathering: checks plus the tables the notebook shows."""
-    from runbook_lib.checks import run_checks, storage
+    from runbook_lib import cel
+    from runbook_lib.checks import run_checks
+    from runbook_lib.model.storage_selectors import subjects
+    from runbook_lib.views import storage
 
-    storage.compiled.cache_clear()
-    storage._CACHE.clear()
+    cel.compile_selector.cache_clear()
     findings = run_checks("storage", ev)
     rows = len(storage.outcome_table(ev))
-    for subject in storage.subjects(ev):
+    for subject in subjects(ev):
         rows += len(storage.pick_table(subject.text, ev.get("storages")))
     assert findings
     return rows

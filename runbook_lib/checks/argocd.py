@@ -1,4 +1,4 @@
-"""ArgoCD bootstrap (guide: "ArgoCD Bootstrap Issues"): one check per ``argocd.*`` id, and fix plans.
+"""ArgoCD bootstrap (guide: "ArgoCD Bootstrap Issues"): one check per ``argocd.*`` id.
 
 Evidence names (filled by :mod:`runbook_lib.gather.argocd`; objects are summarized there):
 
@@ -20,29 +20,30 @@ Argo CD's components find each other through Services. A ``dial tcp <ip>:<port>:
 not permitted`` in an Application's condition comes from Cilium's socket load-balancer: either the
 Service has no backend (:func:`endpoints_none`), or a policy denies the connection
 (:func:`networkpolicy_blocking`). When neither is true any more but the condition stays, the
-controller is showing a cached error (:func:`stale_error_cache`).
+controller is showing a cached error (:func:`stale_error_cache`). Whether a policy allows a path is
+decided by :mod:`runbook_lib.netpol`; the paths Argo CD needs by :mod:`runbook_lib.model.argocd`; the
+fix plans are built in :mod:`runbook_lib.fixes.argocd`.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ..evidence import Evidence
-from ..fixes import Change, Plan
 from ..model.ages import epoch, human_age
 from ..model.argocd import (
     CONTROLLER,
     DIAL,
     ERROR_CONDITIONS,
     NAME,
-    PATHS,
     PSA,
-    PSA_ENFORCE,
     STALE_AFTER,
-    TALOS_DEFAULT_LEVEL,
+    component_paths,
+    component_pods,
+    enforce_level,
+    psa_blocks,
 )
+from ..netpol import backends, show_labels, target_port
 from . import check, ok, problem, unknown
 
 
@@ -63,191 +64,7 @@ def _when_ts(t: float | None, now: float) -> str:
     return f"{stamp} ({ago(now - t)} ago)"
 
 
-# --- label selectors --------------------------------------------------------------------------
-def selects(selector: dict | None, labels: dict | None) -> bool:
-    """A LabelSelector (``matchLabels`` + ``matchExpressions``) against labels; ``{}`` selects all."""
-    labels = labels or {}
-    selector = selector or {}
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
-
-
-def matches_map(selector: dict | None, labels: dict | None) -> bool:
-    """A Service's plain ``selector`` map against labels (an empty map selects nothing)."""
-    if not selector:
-        return False
-    return all((labels or {}).get(k) == v for k, v in selector.items())
-
-
-def show_labels(labels: dict | None) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or "(none)"
-
-
-# --- NetworkPolicy evaluation -----------------------------------------------------------------
-@dataclass
-class Port:
-    number: int
-    name: str
-    protocol: str = "TCP"
-
-    def __str__(self) -> str:
-        return f"{self.number}" + (f" ({self.name}/{self.protocol})" if self.name else f"/{self.protocol}")
-
-
-def _types(policy: dict) -> list[str]:
-    """``policyTypes``, defaulted as the API does: Ingress, plus Egress when egress rules exist."""
-    if policy.get("types"):
-        return list(policy["types"])
-    return ["Ingress"] + (["Egress"] if policy.get("egress") else [])
-
-
-def _peer_matches(peer: dict, pod: dict, namespace_labels: dict) -> bool:
-    if "ipBlock" in peer and peer["ipBlock"]:
-        block = peer["ipBlock"]
-        try:
-            ip = ipaddress.ip_address(pod.get("ip") or "")
-        except ValueError:
-            return False
-        if ip not in ipaddress.ip_network(block.get("cidr", "0.0.0.0/0"), strict=False):
-            return False
-        return not any(ip in ipaddress.ip_network(x, strict=False) for x in block.get("except") or [])
-    if "namespaceSelector" in peer and peer["namespaceSelector"] is not None:
-        if not selects(peer["namespaceSelector"], namespace_labels):
-            return False
-        return selects(peer.get("podSelector"), pod.get("labels"))
-    # a podSelector alone selects pods in the policy's own namespace (every pod here is)
-    return selects(peer.get("podSelector"), pod.get("labels"))
-
-
-def _port_matches(rule_ports: list[dict] | None, port: Port) -> bool:
-    if not rule_ports:
-        return True
-    for p in rule_ports:
-        if p.get("protocol", "TCP") != port.protocol:
-            continue
-        want = p.get("port")
-        if want is None:
-            return True
-        if isinstance(want, int) or (isinstance(want, str) and want.isdigit()):
-            low = int(want)
-            if low <= port.number <= int(p.get("endPort") or low):
-                return True
-        elif want == port.name:
-            return True
-    return False
-
-
-def _rule_allows(rules: list[dict] | None, peer_key: str, other: dict, port: Port, ns_labels: dict) -> bool:
-    for rule in rules or []:
-        peers = rule.get(peer_key)
-        if peers and not any(_peer_matches(peer, other, ns_labels) for peer in peers):
-            continue
-        if _port_matches(rule.get("ports"), port):
-            return True
-    return False
-
-
-def connection_verdict(src: dict, dst: dict, port: Port, policies: list[dict],
-                       ns_labels: dict) -> tuple[bool, list[str], list[str]]:
-    """Whether ``src`` may open ``port`` on ``dst``: (allowed, reasons, names of denying policies).
-
-    Policies are additive: a direction is open when no policy selects the pod for it, or when any
-    of those that do has a rule allowing the peer and port.
-    """
-    reasons: list[str] = []
-    denying: list[str] = []
-    ingress = [p for p in policies if "Ingress" in _types(p) and selects(p.get("pod_selector"), dst.get("labels"))]
-    if ingress and not any(_rule_allows(p.get("ingress"), "from", src, port, ns_labels) for p in ingress):
-        names = [p["name"] for p in ingress]
-        denying += names
-        reasons.append(f"ingress to {dst['name']} is limited by {', '.join(names)}, and none allows "
-                       f"{src['name']} on port {port}")
-    egress = [p for p in policies if "Egress" in _types(p) and selects(p.get("pod_selector"), src.get("labels"))]
-    if egress and not any(_rule_allows(p.get("egress"), "to", dst, port, ns_labels) for p in egress):
-        names = [p["name"] for p in egress]
-        denying += names
-        reasons.append(f"egress from {src['name']} is limited by {', '.join(names)}, and none allows "
-                       f"{dst['name']} on port {port}")
-    return not reasons, reasons, denying
-
-
-# --- the Argo CD topology ---------------------------------------------------------------------
-def component_pods(pods: list[dict], component: str) -> list[dict]:
-    return [p for p in pods if (p.get("labels") or {}).get(NAME) == component]
-
-
-def backends(service: dict, pods: list[dict]) -> list[dict]:
-    return [p for p in pods if matches_map(service.get("selector"), p.get("labels"))]
-
-
-def target_port(service: dict, pod: dict) -> Port | None:
-    """The pod port the Service's first port leads to (a name is looked up in the pod's ports)."""
-    ports = service.get("ports") or []
-    if not ports:
-        return None
-    sp = ports[0]
-    target = sp.get("target", sp.get("port"))
-    protocol = sp.get("protocol", "TCP")
-    if isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
-        number = int(target)
-        name = next((p.get("name") or "" for p in pod.get("ports") or [] if p.get("port") == number), "")
-        return Port(number, name, protocol)
-    for p in pod.get("ports") or []:
-        if p.get("name") == target and p.get("protocol", "TCP") == protocol:
-            return Port(p["port"], target, protocol)
-    return None
-
-
-@dataclass
-class Path:
-    caller: str
-    service: str
-    allowed: bool
-    reasons: list[str]
-    denying: list[str]
-    port: Port
-
-
-def component_paths(ev: Evidence) -> list[Path]:
-    """Every caller -> Service path of :data:`PATHS` whose two ends exist, judged by the policies."""
-    pods = ev.get("pods")
-    policies = ev.get("network_policies")
-    ns = ev.get("cluster")["namespace"]
-    ns_labels = (ev.optional("namespaces") or {}).get(ns) or {"kubernetes.io/metadata.name": ns}
-    services = {s["name"]: s for s in ev.get("services")}
-    out = []
-    for dest, callers in PATHS.items():
-        svc = services.get(dest)
-        if svc is None:
-            continue
-        dst_pods = backends(svc, pods) or component_pods(pods, dest)
-        if not dst_pods:
-            continue
-        dst = dst_pods[0]
-        port = target_port(svc, dst)
-        if port is None:
-            continue
-        for caller in callers:
-            src_pods = component_pods(pods, caller)
-            if not src_pods:
-                continue
-            allowed, reasons, denying = connection_verdict(src_pods[0], dst, port, policies, ns_labels)
-            out.append(Path(caller, dest, allowed, reasons, denying, port))
-    return out
-
-
+# --- Argo CD's errors -------------------------------------------------------------------------
 def ready_backends(ev: Evidence, service: str) -> list[str]:
     entry = (ev.get("endpoints") or {}).get(service) or {}
     return list(entry.get("ready") or [])
@@ -439,31 +256,6 @@ def stale_error_cache(ev: Evidence):
 
 
 # --- argocd.podsecurity_violation -------------------------------------------------------------
-def psa_blocks(ev: Evidence) -> list[dict]:
-    """DaemonSets short of pods with a ``violates PodSecurity`` FailedCreate event, newest event first."""
-    events = ev.get("psa_events")
-    out = []
-    for ds in ev.get("daemonsets"):
-        if ds["desired"] <= ds["ready"]:
-            continue
-        mine = [e for e in events if e["namespace"] == ds["namespace"] and e["object"] == ds["name"]
-                and PSA.search(e.get("message") or "")]
-        if mine:
-            mine.sort(key=lambda e: epoch(e.get("last_seen")) or 0, reverse=True)
-            out.append({**ds, "events": mine})
-    return out
-
-
-def enforce_level(labels: dict | None) -> tuple[str, str]:
-    """(level, where it comes from): the namespace label, else Talos's cluster-wide default."""
-    level = (labels or {}).get(PSA_ENFORCE)
-    if level:
-        version = (labels or {}).get(PSA_ENFORCE + "-version", "latest")
-        return level, f"label {PSA_ENFORCE}={level} (version {version})"
-    return TALOS_DEFAULT_LEVEL, (f"no {PSA_ENFORCE} label: Talos enforces {TALOS_DEFAULT_LEVEL} on every namespace "
-                                 "but kube-system by default")
-
-
 @check("argocd.podsecurity_violation",
        fix="Label the namespace so its pods may run: `kubectl label namespace NAMESPACE "
            "pod-security.kubernetes.io/enforce=privileged` (Talos enforces baseline even without a label), or make "
@@ -490,43 +282,3 @@ def podsecurity_violation(ev: Evidence):
                   [f"{d['namespace']}/{d['name']}: desired {d['desired']}, ready {d['ready']}" for d in short])
     return ok(f"all {len(daemonsets)} DaemonSets have their pods ready",
               [f"{d['namespace']}/{d['name']}: {d['ready']}/{d['desired']}" for d in daemonsets])
-
-
-# --- fix plans ----------------------------------------------------------------------------------
-def fix_plans(ev: Evidence, findings: list, target: str) -> list[Plan]:
-    """The guarded fixes for this run's problems (:mod:`runbook_lib.fixes`); ``target`` names the cluster."""
-    problems = {f.id for f in findings if f.status == "problem"}
-    ns = ev.get("cluster")["namespace"] if ev.has("cluster") else "argocd"
-    plans: list[Plan] = []
-    if "argocd.stale_error_cache" in problems:
-        workload = next((w for w in ev.optional("workloads") or [] if w.get("component") == CONTROLLER
-                         or w["name"] == CONTROLLER), {"kind": "StatefulSet", "name": CONTROLLER})
-        plans.append(Plan(
-            finding="argocd.stale_error_cache",
-            title="Restart the Argo CD application controller (kubectl rollout restart)",
-            changes=(Change(target, "restart", workload["kind"], workload["name"], ns,
-                            why="a new controller process has no cached comparison errors"),),
-            recheck=("argocd.stale_error_cache",),
-            note="The controller's pod is replaced; Applications are compared again within a few minutes."))
-    if "argocd.networkpolicy_blocking" in problems:
-        names = sorted({n for p in component_paths(ev) if not p.allowed for n in p.denying})
-        plans.append(Plan(
-            finding="argocd.networkpolicy_blocking",
-            title=f"Delete the NetworkPolicies that block Argo CD ({', '.join(names)})",
-            changes=tuple(Change(target, "delete", "NetworkPolicy", n, ns, why="it denies a connection Argo CD "
-                                                                               "needs") for n in names),
-            recheck=("argocd.networkpolicy_blocking",),
-            note="Policies created by Helm return on the next upgrade unless global.networkPolicy.create=false."))
-    if "argocd.podsecurity_violation" in problems:
-        spaces = sorted({d["namespace"] for d in psa_blocks(ev)})
-        plans.append(Plan(
-            finding="argocd.podsecurity_violation",
-            title=f"Let privileged pods run in {', '.join(spaces)}",
-            changes=tuple(Change(target, "patch", "Namespace", n, None,
-                                 body={"metadata": {"labels": {PSA_ENFORCE: "privileged",
-                                                               PSA_ENFORCE + "-version": "latest"}}},
-                                 why="PodSecurity refuses the DaemonSet's pods at the current level")
-                          for n in spaces),
-            recheck=("argocd.podsecurity_violation",),
-            note="Every pod in these namespaces may then use host namespaces, host paths and privileged mode."))
-    return plans

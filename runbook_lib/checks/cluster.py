@@ -49,8 +49,8 @@ from ..model.ages import minor
 from ..model.capacity import STORAGE_NOTE, headroom
 from ..model.labels import label_query_matches, parse_label_query
 from ..model.machineclass import GIB, class_needs
-from ..model.machinesets import in_scope as clusters_in_scope
-from ..model.machinesets import pending, sets_of, waiting_in, wanted
+from ..model.machinesets import healthy as machine_healthy
+from ..model.machinesets import pending, scope, sets_in_scope, waiting_in, wanted
 from ..model.omni import (
     ALLOCATABLE,
     CLUSTER_PHASES,
@@ -75,16 +75,6 @@ MAX_LINES = 12
 FIX_SYMPTOM = ("This is the symptom; the other cluster findings name the cause. Look at the whole cluster with "
                "`omnictl cluster status <name>`; there is no `omnictl get events`: follow changes with "
                "`omnictl get clusterstatuses <name> -w` and read `omnictl audit-log`.")
-
-
-def in_scope(ev: Evidence) -> list[str]:
-    """The clusters this run looks at: the one named by the parameter, else every cluster."""
-    return clusters_in_scope(ev.get("clusters"), ev.optional("cluster_statuses"),
-                             (ev.optional("expected") or {}).get("cluster") or "")
-
-
-def sets_in_scope(ev: Evidence) -> dict[str, dict]:
-    return sets_of(ev.get("machine_sets"), in_scope(ev))
 
 
 def _provider(ev: Evidence) -> str:
@@ -114,10 +104,6 @@ def _bounded(lines: list[str]) -> list[str]:
     return lines if len(lines) <= MAX_LINES else lines[:MAX_LINES] + [f"... {len(lines) - MAX_LINES} more"]
 
 
-def _healthy(m: dict) -> bool:
-    return m["ready"] and m["connected"]
-
-
 def _needs_line(class_id: str, needs: dict) -> str:
     disks = " + ".join(f"{size // GIB} GiB (`{sel}`)" for sel, size in needs["disks"])
     return f"class {class_id}: {needs['cores']} vCPUs, {needs['memory'] / GIB:g} GiB memory, disks {disks} per VM"
@@ -140,11 +126,11 @@ def _log_lines(ev: Evidence, category: str) -> list[str]:
 @check("cluster.unhealthy", fix=FIX_SYMPTOM)
 def unhealthy(ev: Evidence):
     clusters, statuses = ev.get("clusters"), ev.get("cluster_statuses")
-    scope = in_scope(ev)
-    if not scope:
+    looked_at = scope(ev)
+    if not looked_at:
         return skipped("Omni has no clusters")
     bad, facts = [], []
-    for cid in scope:
+    for cid in looked_at:
         st = statuses.get(cid)
         if cid not in clusters and st is None:
             close = difflib.get_close_matches(cid, list(clusters), n=1)
@@ -169,7 +155,7 @@ def unhealthy(ev: Evidence):
             bad.append(cid)
     if bad:
         return problem(f"cluster {', '.join(bad)} is not ready and healthy", facts)
-    return ok(f"{len(scope)} cluster(s) ready: {', '.join(scope)}", facts)
+    return ok(f"{len(looked_at)} cluster(s) ready: {', '.join(looked_at)}", facts)
 
 
 @check("cluster.machineclass_missing",
@@ -223,7 +209,7 @@ def insufficient_machines(ev: Evidence):
                       for rid, r in sorted(requests.items())
                       if r["machine_set"] == sid and r["stage"] != CLUSTER_REQUEST_PROVISIONED]
         lines += [machine_line(mid, cm) for mid, cm in sorted(machines.items())
-                  if cm["machine_set"] == sid and not _healthy(cm)]
+                  if cm["machine_set"] == sid and not machine_healthy(cm)]
     if short:
         return problem(f"{len(short)} machine set(s) have fewer healthy machines than they ask for: "
                        f"{', '.join(short)}", _bounded(lines))
@@ -245,7 +231,7 @@ def etcd_quorum(ev: Evidence):
             continue
         members = {mid: m for mid, m in machines.items() if m["machine_set"] == sid}
         total = len(members) or ms["machines"]["total"]
-        healthy = sum(_healthy(m) for m in members.values()) if members else ms["machines"]["healthy"]
+        healthy = sum(machine_healthy(m) for m in members.values()) if members else ms["machines"]["healthy"]
         quorum = total // 2 + 1
         conditions = (cp_status.get(sid) or {}).get("conditions", [])
         etcd = next((c for c in conditions if c["type"] == CONDITION_ETCD), None)
@@ -269,7 +255,7 @@ def etcd_quorum(ev: Evidence):
             continue
         if reasons:
             failing.append(f"{sid}: " + "; ".join(reasons))
-            facts += [machine_line(mid, m) for mid, m in sorted(members.items()) if not _healthy(m)]
+            facts += [machine_line(mid, m) for mid, m in sorted(members.items()) if not machine_healthy(m)]
         else:
             tolerance.append(f"{sid} {healthy}/{total} healthy, tolerates {max(healthy - quorum, 0)} more failure(s)")
     if failing:

@@ -35,41 +35,33 @@ Evidence names (filled by :mod:`runbook_lib.gather.provisioning`; times are Unix
 
 from __future__ import annotations
 
-import weakref
-
 from ..evidence import Evidence
 from ..model.ages import human_age, version_tuple
 from ..model.capacity import capacity
-from ..model.join import join_chain, waiting_to_join
+from ..model.join import STILL_BEING_MADE, join_chain, waiting_to_join
 from ..model.machineclass import GIB, class_problems, parse_providerdata
 from ..model.network import same_segment
 from ..model.omni import CONFIG_APPLY_FAILED, MACHINE_STAGES, REQUEST_FAILED, stage_name
 from ..model.privileges import missing_privileges
 from ..model.storage import content_types, usable
 from ..model.talos import judge_ports
-from . import check, ok, problem, skipped, unknown
+from . import Derived, check, derive, ok, problem, skipped, unknown
 
 DEFAULTS = {"vm_grace": 120, "join_grace": 600, "stuck_after": 900, "task_stuck_after": 600,
             "min_talos_version": "1.5.0"}
 MAX_LINES = 12  # evidence lines per finding; the record has the whole tables
-STILL_BEING_MADE = ("create", "clone")  # locks of a VM Proxmox has not finished creating
 
 
 def limits(ev: Evidence) -> dict:
     return {**DEFAULTS, **(ev.optional("expected") or {})}
 
 
-_JOINS: "weakref.WeakKeyDictionary[Evidence, list]" = weakref.WeakKeyDictionary()
-
-
-def rows(ev: Evidence):
-    """The join chain (requests, their VMs, their machines), computed once per evidence object."""
-    cached = _JOINS.get(ev)
-    if cached is None:
-        ev.get("machine_requests")
-        ev.get("vms")
-        cached = _JOINS[ev] = join_chain(ev.optional)
-    return cached
+@derive("provisioning")
+def joins(ev: Evidence):
+    """The join chain (requests, their VMs, their machines): built once per run."""
+    ev.get("machine_requests")
+    ev.get("vms")
+    return join_chain(ev.optional)
 
 
 def _bounded(lines: list[str], what: str = "more") -> list[str]:
@@ -78,8 +70,8 @@ def _bounded(lines: list[str], what: str = "more") -> list[str]:
     return lines[:MAX_LINES] + [f"... and {len(lines) - MAX_LINES} {what}"]
 
 
-def _active(ev: Evidence):
-    return [r for r in rows(ev) if not r.torn_down]
+def _active(derived: Derived):
+    return [r for r in derived(joins) if not r.torn_down]
 
 
 def _log_failures(ev: Evidence, needle: str = "") -> list[str]:
@@ -99,11 +91,11 @@ def _classes(ev: Evidence) -> list[dict]:
        fix="Read the failing step in the provider's log (`machine provision failed`) and fix its cause; "
            "if the provider logs nothing for the request, check that it runs and is registered "
            "(`runbook run provider`).")
-def no_vms(ev: Evidence):
+def no_vms(ev: Evidence, derived: Derived):
     ev.get("machine_requests")
     ev.get("vms")
     grace = limits(ev)["vm_grace"]
-    active = _active(ev)
+    active = _active(derived)
     if not active:
         classes = [c["id"] for c in ev.optional("machine_classes") or []]
         return ok("Omni has requested no machine from the provider",
@@ -122,7 +114,7 @@ def no_vms(ev: Evidence):
        fix="Follow the request from the oldest stage it stands in: no VM (provisioning.no_vms and the provider's "
            "failing step), a VM that does not run, or a VM that runs but whose machine never joined Omni "
            "(provisioning.vm_cannot_reach_omni, provisioning.firewall).")
-def stuck(ev: Evidence):
+def stuck(ev: Evidence, derived: Derived):
     """Stuck means: requested longer ago than the limit, and its machine has never joined Omni.
 
     Whatever the stage in between (no status yet, PROVISIONING, PROVISIONED, FAILED): for the
@@ -132,7 +124,7 @@ def stuck(ev: Evidence):
     ev.get("machine_requests")
     limit = limits(ev)["stuck_after"]
     late = []
-    for r in rows(ev):
+    for r in derived(joins):
         if not waiting_to_join(r) or r.age is None or r.age <= limit:
             continue
         where = ("no VM yet" if not r.vm_status else f"VM {r.vmid} {r.vm_status}" +
@@ -143,10 +135,10 @@ def stuck(ev: Evidence):
     if late:
         return problem(f"{len(late)} machine request(s) not joined {human_age(limit)} after they were made",
                        _bounded(late, "requests"))
-    waiting = [r for r in rows(ev) if waiting_to_join(r)]
-    fact = (f"{len(waiting)} of {len(rows(ev))} request(s) still waiting, the oldest made "
+    waiting = [r for r in derived(joins) if waiting_to_join(r)]
+    fact = (f"{len(waiting)} of {len(derived(joins))} request(s) still waiting, the oldest made "
             f"{human_age(max(r.age or 0 for r in waiting))} ago" if waiting
-            else f"{len(rows(ev))} request(s), every machine joined Omni")
+            else f"{len(derived(joins))} request(s), every machine joined Omni")
     return ok(f"no machine request has waited more than {human_age(limit)} for its machine to join", [fact])
 
 
@@ -274,14 +266,14 @@ def step_failed(ev: Evidence):
 @check("provisioning.waiting_resources",
        fix="Let the running task finish or stop it (Proxmox task list, `qm unlock <vmid>` once nothing holds "
            "the lock); a download that never ends usually means the node cannot reach the image factory.")
-def waiting_resources(ev: Evidence):
+def waiting_resources(ev: Evidence, derived: Derived):
     tasks = ev.get("tasks")
     now = ev.get("now")
     limit = limits(ev)["task_stuck_after"]
-    vmids = {str(r.vmid) for r in rows(ev) if r.vmid is not None}
+    vmids = {str(r.vmid) for r in derived(joins) if r.vmid is not None}
     user = str(ev.optional("provider_user") or "")
     lines = []
-    for r in _active(ev):
+    for r in _active(derived):
         if r.lock:
             lines.append(f"VM {r.vmid} ({r.request}) on {r.node} is locked: lock={r.lock}")
     for t in tasks:
@@ -303,9 +295,9 @@ def waiting_resources(ev: Evidence):
 @check("provisioning.vm_not_running",
        fix="Start the VM in Proxmox (`qm start <vmid>`) and read the start task's log if it fails; the "
            "provider also retries startVM.")
-def vm_not_running(ev: Evidence):
+def vm_not_running(ev: Evidence, derived: Derived):
     ev.get("vms")
-    with_vm = [r for r in _active(ev) if r.vm_status]
+    with_vm = [r for r in _active(derived) if r.vm_status]
     down = [r for r in with_vm if r.vm_status != "running" and r.lock not in STILL_BEING_MADE]
     if down:
         tasks = {}
@@ -323,17 +315,17 @@ def vm_not_running(ev: Evidence):
     return ok(f"all {len(with_vm)} provider VM(s) run")
 
 
-def _running_vms(ev: Evidence):
-    return [r for r in _active(ev) if r.vm_status == "running"]
+def _running_vms(derived: Derived):
+    return [r for r in _active(derived) if r.vm_status == "running"]
 
 
 @check("provisioning.l2_adjacency",
        fix="Put the Talos VMs on the provider host's segment (the class's network_bridge/vlan), or move "
            "the provider next to them: SideroLink needs them on one layer-2 network.")
-def l2_adjacency(ev: Evidence):
+def l2_adjacency(ev: Evidence, derived: Derived):
     host = ev.get("provider_addresses")
-    vms = [r for r in _running_vms(ev) if r.addresses]
-    if not _running_vms(ev):
+    vms = [r for r in _running_vms(derived) if r.addresses]
+    if not _running_vms(derived):
         return skipped("no provider VM runs")
     if not vms:
         return unknown("no running VM's address is known (Omni has none, the guest agent gave none)")
@@ -352,11 +344,11 @@ def l2_adjacency(ev: Evidence):
 @check("provisioning.talos_version",
        fix="Boot the version Omni expects: set the cluster's Talos version (and so the requests') to one "
            "Omni supports, and let the provider re-create the VM with the matching ISO.")
-def talos_version(ev: Evidence):
+def talos_version(ev: Evidence, derived: Derived):
     ev.get("machine_statuses")
     floor = version_tuple(limits(ev)["min_talos_version"])
     seen, bad = [], []
-    for r in _active(ev):
+    for r in _active(derived):
         have = version_tuple(r.talos_version)
         if have is None:
             continue
@@ -378,13 +370,13 @@ def talos_version(ev: Evidence):
        fix="Open TCP 50000 (every node) and 50001 (control planes) from the provider host to the VMs: the "
            "Proxmox firewall on the VM's NIC (the provider creates net0 with firewall=1), the node's or a "
            "network firewall in between. A time-out means packets are dropped, a refusal of 50000 a REJECT rule.")
-def firewall(ev: Evidence):
+def firewall(ev: Evidence, derived: Derived):
     """Judge each probed node by its role: apid (50000) must answer everywhere, trustd (50001)
     on control planes only; a worker refusing 50001 is how Talos is built."""
     probes = ev.get("talos_probes")
     if not probes:
         return skipped("no running provider VM with a known address to probe")
-    known = {r.request: r for r in rows(ev)} if ev.has("machine_requests") else {}  # unknown role: 50000 only
+    known = {r.request: r for r in derived(joins)} if ev.has("machine_requests") else {}  # unknown role: 50000 only
     answered, blocked, failed, down = [], [], [], []
     for name, p in sorted(probes.items()):
         if p.get("error"):
@@ -412,10 +404,10 @@ def firewall(ev: Evidence):
 @check("provisioning.bootstrap_failed",
        fix="Open the VM console in Proxmox and `omnictl get machinestatus <id> -o yaml`; fix the reported "
            "error (install disk, config) and reset the machine.")
-def bootstrap_failed(ev: Evidence):
+def bootstrap_failed(ev: Evidence, derived: Derived):
     statuses = ev.get("machine_statuses")
     cms = ev.optional("cluster_machine_statuses") or {}
-    mine = {r.uuid: r.request for r in _active(ev) if r.uuid}
+    mine = {r.uuid: r.request for r in _active(derived) if r.uuid}
     bad, failed = [], set()
     for uuid, request in sorted(mine.items(), key=lambda kv: kv[1]):
         ms = statuses.get(uuid) or {}
@@ -438,13 +430,13 @@ def bootstrap_failed(ev: Evidence):
 @check("provisioning.vm_cannot_reach_omni",
        fix="From the VM's network, check the route to Omni's SideroLink endpoints (UDP 50180 WireGuard, TCP "
            "8090 machine API): DNS, default gateway, firewall; the VM console shows the join attempts.")
-def vm_cannot_reach_omni(ev: Evidence):
+def vm_cannot_reach_omni(ev: Evidence, derived: Derived):
     """A running VM whose machine never joined Omni. "Never" rests on Omni's history
     (:mod:`runbook_lib.model.join`): a machine that was there and lost its connection is not this."""
     ev.get("machine_statuses")
     ev.get("links")
     grace = limits(ev)["join_grace"]
-    running = _running_vms(ev)
+    running = _running_vms(derived)
     if not running:
         return skipped("no provider VM runs")
     lonely, lost = [], []

@@ -1,9 +1,10 @@
 """Storage selector (guide: "Storage Selector Issues"): one check per ``storage.*`` id.
 
-Every selector is judged the way the provider runs it (:mod:`runbook_lib.cel`): compiled and
-type-checked as cel-go does, then evaluated for every storage of every online node in the order
-``GET /nodes/{node}/storage`` lists them, the first match winning. A MachineClass that pins a
-``node`` is only judged on that node.
+Every selector is judged the way the provider runs it (:mod:`runbook_lib.model.storage_selectors`,
+over :mod:`runbook_lib.cel`): compiled and type-checked as cel-go does, then evaluated for every
+storage of every online node in the order ``GET /nodes/{node}/storage`` lists them, the first match
+winning. A MachineClass that pins a ``node`` is only judged on that node. The notebook's tables of
+the same are in :mod:`runbook_lib.views.storage`.
 
 Evidence names (filled by :mod:`runbook_lib.gather.storage`):
 
@@ -21,130 +22,26 @@ Evidence names (filled by :mod:`runbook_lib.gather.storage`):
 from __future__ import annotations
 
 import re
-import weakref
-from dataclasses import dataclass, field
 
 from .. import cel
 from ..evidence import Evidence
-from ..model.machineclass import GIB
 from ..model.storage import NO_VM_DISKS, STORAGE_TYPES, edit_distance, holds_disks
-from . import Outcome, check, ok, problem, skipped, unknown
+from ..model.storage_selectors import (
+    Evaluated,
+    analyze,
+    grouped,
+    pool_names,
+    provider_classes,
+    subjects,
+    usable,
+    usable_pools,
+)
+from . import Derived, Outcome, check, derive, ok, problem, skipped, unknown
 
 MAX_ROWS = 6  # storages explained per node in a finding's evidence
 POOL_FIELDS = {"enabled", "active", "shared", "content", "total", "used", "avail", "type", "storage", "disable"}
 
-
-# ------------------------------------------------------------------------------- what is judged
-
-
-@dataclass(frozen=True)
-class Subject:
-    """One selector the provider would run: a class's, one of its additional disks', or a candidate."""
-
-    label: str
-    text: str
-    node: str | None = None  # the node the class pins VMs to
-
-
-@dataclass
-class Evaluated:
-    subject: Subject
-    selector: cel.Selector
-    picks: dict[str, cel.Pick] = field(default_factory=dict)  # node -> what the provider does there
-    rows: dict[str, list[dict]] = field(default_factory=dict)  # node -> the storages it saw
-    not_judged: dict[str, str] = field(default_factory=dict)  # node -> why it was not evaluated
-
-
-def provider_classes(ev: Evidence) -> list[dict]:
-    """The auto-provisioning MachineClasses of the site's provider (one when a class is named)."""
-    expected = ev.get("expected")
-    classes = [c for c in ev.get("machineclasses")
-               if c.get("autoprovision") and c.get("provider") == expected["provider_id"]]
-    if expected.get("machine_class"):
-        classes = [c for c in classes if c["id"] == expected["machine_class"]]
-    return classes
-
-
-def usable(entry: dict) -> bool:
-    return entry["present"] and not entry["not_string"] and bool(entry["text"].strip())
-
-
-def subjects(ev: Evidence) -> list[Subject]:
-    """The selectors to judge: the candidate when one is given, else every class's usable ones."""
-    expected = ev.get("expected")
-    if expected.get("candidate") is not None:
-        node = None
-        if expected.get("machine_class") and ev.has("machineclasses"):
-            node = next((c["node"] for c in provider_classes(ev)), None)
-        return [Subject("candidate selector", expected["candidate"], node)]
-    out = []
-    for c in provider_classes(ev):
-        for entry in c["selectors"]:
-            if usable(entry):
-                where = "" if entry["path"] == "storage_selector" else f" {entry['path'].rsplit('.', 1)[0]}"
-                out.append(Subject(f"machineclass {c['id']}{where}", entry["text"], c.get("node")))
-    return out
-
-
-_CACHE: "weakref.WeakKeyDictionary[Evidence, list[Evaluated]]" = weakref.WeakKeyDictionary()
-
-
-def analyze(ev: Evidence) -> list[Evaluated]:
-    """Every subject run through the provider's loop on every node it may land on (cached per evidence)."""
-    if ev in _CACHE:
-        return _CACHE[ev]
-    storages = ev.get("storages")
-    out = []
-    for subject in subjects(ev):
-        result = Evaluated(subject, cel.compile_selector(subject.text))
-        unread = [n for n in ev.optional("storage_errors", {}) if n not in storages]
-        nodes = [subject.node] if subject.node else list(storages) + unread
-        for node in nodes:
-            if node not in storages:
-                result.not_judged[node] = (ev.optional("storage_errors", {}).get(node)
-                                           or f"node {node} is not an online node of the cluster")
-                continue
-            result.rows[node] = storages[node]
-            result.picks[node] = cel.pick(result.selector, node, storages[node])
-        out.append(result)
-    _CACHE[ev] = out
-    return out
-
-
-def pick_table(selector: str, storages: dict[str, list[dict]], nodes: list[str] | None = None) -> list[dict]:
-    """Node by node, what a selector makes of each storage: the table the notebook shows.
-
-    One row per (node, storage) in API order: ``matched`` (True, False, or None when it cannot
-    be evaluated), ``first`` (the storage the provider takes), ``why`` (the terms that decided).
-    A node where the provider fails gets one row whose ``why`` is the provider's error.
-    """
-    sel = cel.compile_selector(selector)
-    rows = []
-    for node in nodes or list(storages):
-        raw = storages.get(node, [])
-        result = cel.pick(sel, node, raw)
-        for i, (row, storage) in enumerate(zip(result.rows, raw), 1):
-            rows.append({"node": node, "order": i, "storage": row.storage, "storageType": row.storage_type,
-                         "availableSpace (GiB)": round(row.available / GIB, 1),
-                         "content": storage.get("content", ""), "enabled": storage.get("enabled"),
-                         "active": storage.get("active"), "matched": row.matched, "first": row.first,
-                         "why": row.error or cel.explain(sel, node, storage)})
-        if result.error:
-            rows.append({"node": node, "order": None, "storage": "-", "matched": None, "first": False,
-                         "why": f"the provider fails: {result.error}"})
-    return rows
-
-
-def outcome_table(ev: Evidence) -> list[dict]:
-    """One row per (selector, node): the pool the provider takes there, or the error it fails with."""
-    rows = []
-    for e in analyze(ev):
-        for node, p in e.picks.items():
-            rows.append({"selector": e.subject.label, "node": node, "takes": p.winner or "-",
-                         "also matches": ", ".join(p.shadowed), "error": p.error})
-        for node, why in e.not_judged.items():
-            rows.append({"selector": e.subject.label, "node": node, "takes": "?", "also matches": "", "error": why})
-    return rows
+derive("storage")(analyze)  # every selector on every node, once per run
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -159,7 +56,7 @@ def _no_subjects(ev: Evidence) -> Outcome:
                    "(see storage.selector_missing)")
 
 
-def _unanswered(ev: Evidence, judged: list[Evaluated]) -> list[str]:
+def _unanswered(judged: list[Evaluated]) -> list[str]:
     lines = []
     for e in judged:
         for node, why in e.not_judged.items():
@@ -167,29 +64,17 @@ def _unanswered(ev: Evidence, judged: list[Evaluated]) -> list[str]:
     return sorted(set(lines))
 
 
-def _finish(ev: Evidence, found: list[str], fine: str, fine_lines: list[str], bad: str, fix: str = "") -> Outcome:
+def _finish(derived: Derived, found: list[str], fine: str, fine_lines: list[str], bad: str, fix: str = "") -> Outcome:
     """problem when anything was found; else unknown when a node could not be judged; else ok."""
-    judged = analyze(ev)
+    judged = derived(analyze)
     if found:
-        return problem(bad, found + _unanswered(ev, judged), fix)
-    missing = _unanswered(ev, judged)
+        return problem(bad, found + _unanswered(judged), fix)
+    missing = _unanswered(judged)
     if missing and not any(e.picks for e in judged):
         return unknown("no node's storages could be read", missing)
     if missing:
         return unknown(f"{fine} on the nodes that answered; others could not be read", missing + fine_lines)
     return ok(fine, fine_lines)
-
-
-def grouped(e: Evaluated) -> list[tuple[str, cel.Pick]]:
-    """The picks of one selector, nodes with the same outcome merged: ("pve1, pve2", pick of pve1)."""
-    groups: dict[tuple, list[str]] = {}
-    first: dict[tuple, cel.Pick] = {}
-    for node, p in e.picks.items():
-        key = (p.winner, tuple(p.matched), p.error.replace(node, "<node>"),
-               tuple((r.storage, r.matched) for r in p.rows))
-        groups.setdefault(key, []).append(node)
-        first.setdefault(key, p)
-    return [(", ".join(nodes), first[key]) for key, nodes in groups.items()]
 
 
 def _why_lines(e: Evaluated, node: str, limit: int = MAX_ROWS) -> list[str]:
@@ -208,18 +93,6 @@ def _state(row: dict) -> str:
     return f"enabled={row.get('enabled')}, active={row.get('active')}, content={row.get('content') or '-'}"
 
 
-def usable_pools(ev: Evidence, nodes: list[str]) -> list[str]:
-    """Pools that hold VM disks and are enabled and active on every one of ``nodes`` (shared first)."""
-    storages = ev.optional("storages") or {}
-    per_node = [{r["storage"]: r for r in storages.get(n, [])} for n in nodes if n in storages]
-    if not per_node:
-        return []
-    names = set.intersection(*(set(p) for p in per_node))
-    good = [n for n in names if all(holds_disks(p[n]) and p[n].get("enabled") and p[n].get("active")
-                                    for p in per_node)]
-    return sorted(good, key=lambda n: (not per_node[0][n].get("shared"), -int(per_node[0][n].get("avail") or 0), n))
-
-
 def _suggest(ev: Evidence, e: Evaluated) -> str:
     pools = usable_pools(ev, list(e.picks) or list(e.rows))
     return f'storage_selector: name == "{pools[0]}"' if pools else 'storage_selector: name == "<pool>"'
@@ -227,10 +100,6 @@ def _suggest(ev: Evidence, e: Evaluated) -> str:
 
 def _error_lines(text: str) -> list[str]:
     return text.split("\n")
-
-
-def _pool_names(ev: Evidence) -> set[str]:
-    return {r["storage"] for rows in (ev.optional("storages") or {}).values() for r in rows}
 
 
 # ------------------------------------------------------------------------------------ checks
@@ -291,11 +160,11 @@ def _only_type_errors(sel: cel.Selector) -> bool:
        fix="Make the selector compile as CEL over the provider's four variables (name, node, storageType, "
            "availableSpace): quote pool names, give numbers compared with availableSpace a `u` suffix, and try it "
            "with `runbook run storage -p selector '<expr>'` before applying the MachineClass.")
-def selector_invalid(ev: Evidence):
+def selector_invalid(ev: Evidence, derived: Derived):
     subs = subjects(ev)
     if not subs:
         return _no_subjects(ev)
-    pools = _pool_names(ev)
+    pools = pool_names(ev)
     found, fine, type_only = [], [], []
     for s in subs:
         sel = cel.compile_selector(s.text)
@@ -308,7 +177,7 @@ def selector_invalid(ev: Evidence):
         found.append(f"{s.label}: {s.text}")
         found += ["  " + line for line in _error_lines(sel.error)]
         found += ["  " + hint for hint in _hints(sel, pools)]
-    for e in analyze(ev) if ev.has("storages") else []:
+    for e in derived(analyze) if ev.has("storages") else []:
         for node, p in e.picks.items():
             failing = [r for r in p.rows if r.error]
             if e.selector.ok and failing:
@@ -384,11 +253,11 @@ def _retype(sel: cel.Selector) -> str:
 @check("storage.selector_empty",
        fix="Name a pool that exists on every node a VM may land on and can hold VM disks, "
            "e.g. storage_selector: name == \"<pool>\".")
-def selector_empty(ev: Evidence):
+def selector_empty(ev: Evidence, derived: Derived):
     if not subjects(ev):
         return _no_subjects(ev)
     found, fine, fixes = [], [], []
-    for e in analyze(ev):
+    for e in derived(analyze):
         if not e.selector.ok:
             fine.append(f"{e.subject.label}: not evaluated (it does not compile)")
             continue
@@ -402,17 +271,17 @@ def selector_empty(ev: Evidence):
                 fine.append(f"{e.subject.label} on {nodes}: takes {p.winner}")
     fix = ("Select a pool that exists on every node a VM may land on and can hold VM disks: "
            + "; ".join(dict.fromkeys(fixes)) + ".") if fixes else ""
-    return _finish(ev, found, "every selector matches a pool on every node", fine,
+    return _finish(derived, found, "every selector matches a pool on every node", fine,
                    "a storage selector matches no pool", fix)
 
 
 @check("storage.selector_multiple",
        fix="Pin one pool with an exact name: storage_selector: name == \"<pool>\".")
-def selector_multiple(ev: Evidence):
+def selector_multiple(ev: Evidence, derived: Derived):
     if not subjects(ev):
         return _no_subjects(ev)
     found, fine, fixes = [], [], []
-    for e in analyze(ev):
+    for e in derived(analyze):
         for nodes, p in grouped(e):
             if len(p.matched) > 1:
                 found.append(f"{e.subject.label} on {nodes}: `{e.subject.text}` matches {', '.join(p.matched)}; "
@@ -423,7 +292,7 @@ def selector_multiple(ev: Evidence):
             elif p.winner:
                 fine.append(f"{e.subject.label} on {nodes}: only {p.winner} matches")
     fix = ("Pin one pool with an exact name; " + "; ".join(dict.fromkeys(fixes)) + ".") if fixes else ""
-    return _finish(ev, found, "no selector matches more than one pool", fine,
+    return _finish(derived, found, "no selector matches more than one pool", fine,
                    "a storage selector matches several pools; the provider silently takes the first", fix)
 
 
@@ -447,7 +316,7 @@ def name_typo(ev: Evidence):
     if not subs:
         return _no_subjects(ev)
     ev.get("storages")  # the pools are the evidence: without them this cannot be judged
-    pools = _pool_names(ev)
+    pools = pool_names(ev)
     found, fixes = [], []
     for s in subs:
         sel = cel.compile_selector(s.text)
@@ -481,11 +350,11 @@ def name_typo(ev: Evidence):
 @check("storage.pool_inactive",
        fix="Enable the pool for that node (Datacenter > Storage > <pool>: Enable, and its Nodes list) and make it "
            "active (`pvesm status` on the node says why not), or pin the class to nodes where it is active (`node:`).")
-def pool_inactive(ev: Evidence):
+def pool_inactive(ev: Evidence, derived: Derived):
     if not subjects(ev):
         return _no_subjects(ev)
     found, fine = [], []
-    for e in analyze(ev):
+    for e in derived(analyze):
         named = {lit.value for lit in e.selector.literals() if lit.role == "name" and lit.op in ("_==_", "@in")}
         for node, p in e.picks.items():
             if p.winner:
@@ -503,18 +372,18 @@ def pool_inactive(ev: Evidence):
                         state = "disabled" if not row.get("enabled") else "inactive"
                         found.append(f"{e.subject.label} on {node}: the selector names {pool}, which is {state} "
                                      f"there ({_state(row)}, availableSpace=0), so nothing matches")
-    return _finish(ev, found, "every pool the selectors pick is enabled and active", fine,
+    return _finish(derived, found, "every pool the selectors pick is enabled and active", fine,
                    "a selected pool is disabled or inactive on a node that may host the VM")
 
 
 @check("storage.wrong_type",
        fix="Select a pool whose type and content can hold VM disks (content includes `images`; "
            "lvmthin, lvm, zfspool, rbd, dir/nfs with images), e.g. storage_selector: name == \"<pool>\".")
-def wrong_type(ev: Evidence):
+def wrong_type(ev: Evidence, derived: Derived):
     if not subjects(ev):
         return _no_subjects(ev)
     found, fine, fixes, cannot_hold = [], [], [], False
-    for e in analyze(ev):
+    for e in derived(analyze):
         wanted = {lit.value for lit in e.selector.literals() if lit.role == "storageType" and lit.op in ("_==_", "@in")}
         for nodes, p in grouped(e):
             rows = e.rows.get(p.node, [])
@@ -542,7 +411,7 @@ def wrong_type(ev: Evidence):
         if fixes else ""
     bad = ("a selected pool's type or content cannot hold VM disks" if cannot_hold
            else "a selector asks for a storage type no pool there has")
-    return _finish(ev, found, "every pool the selectors pick can hold VM disks", fine, bad, fix)
+    return _finish(derived, found, "every pool the selectors pick can hold VM disks", fine, bad, fix)
 
 
 def _by_type(rows: list[dict]) -> list[str]:

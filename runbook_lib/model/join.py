@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from .ages import age
 from .omni import CLUSTER_REQUEST_STAGES, MACHINE_ROLES, REQUEST_STAGES, TEARING_DOWN, stage_name
 
+STILL_BEING_MADE = ("create", "clone")  # Proxmox locks of a VM it has not finished creating
+
 
 @dataclass
 class JoinRow:

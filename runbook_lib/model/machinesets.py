@@ -28,6 +28,22 @@ def in_scope(clusters: dict, statuses: dict | None, wanted_cluster: str = "") ->
     return [wanted_cluster] if wanted_cluster else sorted(set(clusters) | set(statuses or {}))
 
 
+def scope(ev) -> list[str]:
+    """:func:`in_scope` over the cluster section's evidence (``clusters``, ``cluster_statuses``, ``expected``)."""
+    return in_scope(ev.get("clusters"), ev.optional("cluster_statuses"),
+                    (ev.optional("expected") or {}).get("cluster") or "")
+
+
+def sets_in_scope(ev) -> dict[str, dict]:
+    """The machine sets (evidence ``machine_sets``) of the clusters in :func:`scope`."""
+    return sets_of(ev.get("machine_sets"), scope(ev))
+
+
+def healthy(machine: dict) -> bool:
+    """A cluster machine counts as healthy when it is ready and connected."""
+    return machine["ready"] and machine["connected"]
+
+
 def sets_of(machine_sets: dict, clusters: list[str]) -> dict[str, dict]:
     scope = set(clusters)
     return {sid: s for sid, s in sorted(machine_sets.items()) if s["cluster"] in scope}

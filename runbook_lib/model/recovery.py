@@ -100,6 +100,16 @@ def disks(config: dict) -> list[dict]:
     return out
 
 
+def gib(n) -> str:
+    """A size in bytes as GiB (``?`` when unknown)."""
+    return f"{n / (1 << 30):g} GiB" if isinstance(n, (int, float)) and n else "?"
+
+
+def disk_list(config: dict) -> str:
+    """A VM's disks in one line: ``scsi0 local-lvm:vm-101-disk-0 32 GiB, ...`` ("" without disks)."""
+    return ", ".join(f"{d['key']} {d['volume']} {gib(d['bytes'])}" for d in disks(config))
+
+
 def recorded_node(request: str, vmid: int | None, picks: dict, tasks: list[dict], errors: dict) -> tuple[str, str]:
     """Where the provider believes a request's VM is: (node, how that is known); ("", "") unknown.
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from runbook_lib.checks import registered, run_checks
-from runbook_lib.checks.argocd import Port, connection_verdict, fix_plans, selects
 from runbook_lib.evidence import Evidence
+from runbook_lib.fixes.argocd import plans as fix_plans
 from runbook_lib.gather.argocd import summarize_endpoints, summarize_event
 
 NOW = 1_800_000_000.0
@@ -122,41 +122,7 @@ def test_healthy_evidence_is_all_ok():
     assert fix_plans(Evidence(healthy()), list(verdict(healthy()).values()), "kubernetes lab") == []
 
 
-# --- NetworkPolicy evaluation ----------------------------------------------------------------------
-def test_label_selector_expressions():
-    labels = {"a": "1", "b": "2"}
-    assert selects({}, labels) and selects(None, {})
-    assert selects({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "3"]}]}, labels)
-    assert not selects({"matchExpressions": [{"key": "b", "operator": "NotIn", "values": ["2"]}]}, labels)
-    assert selects({"matchExpressions": [{"key": "c", "operator": "DoesNotExist"}]}, labels)
-    assert not selects({"matchLabels": {"a": "1"}, "matchExpressions": [{"key": "c", "operator": "Exists"}]}, labels)
-
-
-def test_named_and_numbered_ports_and_peers():
-    src = {"name": "src", "labels": {"role": "client"}, "ip": "10.0.0.5"}
-    dst = {"name": "dst", "labels": {"role": "server"}, "ip": "10.0.0.9"}
-    port = Port(8081, "repo-server")
-    base = {"name": "p", "pod_selector": {"matchLabels": {"role": "server"}}, "types": ["Ingress"]}
-    by_name = dict(base, ingress=[{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}],
-                                   "ports": [{"port": "repo-server"}]}])
-    assert connection_verdict(src, dst, port, [by_name], {})[0]
-    wrong_name = dict(base, ingress=[{"from": [{"podSelector": {}}], "ports": [{"port": "metrics"}]}])
-    allowed, reasons, denying = connection_verdict(src, dst, port, [wrong_name], {})
-    assert not allowed and denying == ["p"] and "ingress to dst" in reasons[0]
-    ranged = dict(base, ingress=[{"ports": [{"port": 8000, "endPort": 8100}]}])
-    assert connection_verdict(src, dst, port, [ranged], {})[0]
-    udp_only = dict(base, ingress=[{"ports": [{"port": 8081, "protocol": "UDP"}]}])
-    assert not connection_verdict(src, dst, port, [udp_only], {})[0]
-    ip_block = dict(base, ingress=[{"from": [{"ipBlock": {"cidr": "10.0.0.0/24", "except": ["10.0.0.5/32"]}}]}])
-    assert not connection_verdict(src, dst, port, [ip_block], {})[0]
-    ns_sel = dict(base, ingress=[{"from": [{"namespaceSelector": {"matchLabels": {"team": "x"}}}]}])
-    assert not connection_verdict(src, dst, port, [ns_sel], {"team": "y"})[0]
-    assert connection_verdict(src, dst, port, [ns_sel], {"team": "x"})[0]
-    deny_all = dict(base, ingress=[])
-    assert not connection_verdict(src, dst, port, [deny_all], {})[0]
-    assert connection_verdict(src, dst, port, [deny_all, by_name], {})[0]  # policies add up
-
-
+# --- NetworkPolicies (their evaluation is tested in tests/test_netpol.py) ---------------------------
 def test_egress_default_deny_blocks_and_names_the_policy():
     deny = {"name": "default-deny-egress", "labels": {}, "pod_selector": {}, "types": ["Egress"],
             "ingress": None, "egress": [{"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {

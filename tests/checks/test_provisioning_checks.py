@@ -585,7 +585,7 @@ def test_a_host_without_nc_leaves_the_firewall_unknown():
 def test_the_notebook_tables_and_plot():
     import matplotlib.pyplot as plt
 
-    from runbook_lib import provisioning_views as views
+    from runbook_lib.views import provisioning as views
 
     ev = Evidence(case_node_full())
     joined = {r["request"]: r for r in views.join_rows(ev)}

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from runbook_lib.checks import recovery as checks
 from runbook_lib.checks import run_checks
 from runbook_lib.evidence import Evidence
+from runbook_lib.fixes import recovery as recovery_fixes
 from runbook_lib.gather.recovery import TeardownLog, summarize_omni
 from runbook_lib.model.recovery import disks, node_in_error, recorded_node, request_set_of, smbios_uuid
 
@@ -234,7 +234,7 @@ def test_summarize_keeps_phase_and_finalizers():
 
 def plans_for(d: dict):
     ev = Evidence(d)
-    return {p.finding: p for p in checks.fix_plans(ev, run_checks("recovery", ev))}
+    return {p.finding: p for p in recovery_fixes.plans(ev, run_checks("recovery", ev))}
 
 
 def test_no_problem_no_plan():

@@ -6,9 +6,10 @@ import copy
 
 import pytest
 
-from runbook_lib.checks import registered, run_checks, storage
+from runbook_lib.checks import registered, run_checks
 from runbook_lib.evidence import Evidence
 from runbook_lib.gather.storage import meant_key, summarize_class
+from runbook_lib.views import storage
 
 GIB = 1024 ** 3
 

@@ -7,13 +7,13 @@ definitions the checks use, so a table never disagrees with the verdict.
 
 from __future__ import annotations
 
-from .evidence import Evidence
-from .model.ages import human_age
-from .model.capacity import NodeFit, capacity
-from .model.join import join_chain
-from .model.machineclass import GIB
-from .model.network import same_segment
-from .model.privileges import PROVIDER_NEEDS, SDN_NEED, missing_privileges
+from ..evidence import Evidence
+from ..model.ages import human_age
+from ..model.capacity import NodeFit, capacity
+from ..model.join import join_chain
+from ..model.machineclass import GIB
+from ..model.network import same_segment
+from ..model.privileges import PROVIDER_NEEDS, SDN_NEED, missing_privileges
 
 
 def join_rows(ev: Evidence) -> list[dict]:

@@ -15,6 +15,9 @@ same id in every run, and a different state a different one. The flow a runbook 
    ``problem`` or the wait is over), and the :class:`FixRecord` keeps them before and after.
 
 Default runs (``apply_fix`` empty) make no write call at all.
+
+The plans of a section are built in this package's module of that name (:mod:`.argocd`,
+:mod:`.recovery`), from the run's evidence and findings: the checks judge, they build no plan.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
-from .errors import RunbookError, SourceError
-from .verdict import Finding
+from ..errors import RunbookError, SourceError
+from ..verdict import Finding
 
 VERBS = ("patch", "delete", "restart", "post")
 PATH = "path"  # a Change whose ``kind`` is this addresses an API path (``name``), e.g. a Proxmox VM's
