@@ -526,7 +526,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .records import skip_slow_optional_imports
+    from .execute import skip_slow_optional_imports
 
     skip_slow_optional_imports()
     args = build_parser().parse_args(argv)
