@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .verdict import STATUSES, Verdict
+from .verdict import EXIT_OK, EXIT_PROBLEM, EXIT_RUN_FAILED, EXIT_UNKNOWN, STATUSES, Verdict
 
 SEVERITY = {"ok": 0, "skipped": 0, "unknown": 1, "problem": 2}
 _RESULT_TAG = {"problem": "failure", "unknown": "error", "skipped": "skipped"}
@@ -184,16 +184,16 @@ def run_check(site_file: str | os.PathLike, *, outputs_dir: str | os.PathLike | 
                              timeout=timeout, session=session)
         verdict, code = result.verdict, result.exit_code
     except RunbookError as exc:
-        verdict, code = failed_check(str(exc)), 3
+        verdict, code = failed_check(str(exc)), EXIT_RUN_FAILED
     write_alerts(verdict, code, junit=junit, prometheus=prometheus)
     return verdict, code
 
 
 def failed_check(error: str) -> Verdict:
     """The verdict of a check that could not run at all (no findings, the reason as its error)."""
-    from .runner import iso, utc_now
+    from .record import iso
 
-    now = iso(utc_now())
+    now = iso()
     return Verdict(runbook="health", findings=[], started=now, finished=now, error=error)
 
 
@@ -212,7 +212,7 @@ def summary_line(verdict: Verdict, exit_code: int, record: str | None = None) ->
     ``record`` is the path to show (default: the verdict's own, relative to the outputs folder's
     parent). A run that wrote to a system starts with ``CHANGED: ...``.
     """
-    word = {0: "OK", 1: "UNKNOWN", 2: "PROBLEM"}.get(exit_code, "FAILED")
+    word = {EXIT_OK: "OK", EXIT_UNKNOWN: "UNKNOWN", EXIT_PROBLEM: "PROBLEM"}.get(exit_code, "FAILED")
     counts = ", ".join(f"{n} {s}" for s in STATUSES if (n := sum(f.status == s for f in verdict.findings)))
     failing = [f.id for f in verdict.sorted_findings() if f.status in ("problem", "unknown")]
     line = f"{verdict.runbook} {word}: {counts or 'no findings'}"

@@ -16,15 +16,18 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterable
 
 from . import index_chain, records
 from .errors import RunbookError
+from .record import iso, utc_now
+from .verdict import EXIT_OK, EXIT_PROBLEM, EXIT_RUN_FAILED, EXIT_UNKNOWN
 
 RETENTION_ENV = "RUNBOOK_RETENTION_DAYS"
-RUN_STATUSES = ("ok", "unknown", "problem", "failed")  # a run's status, from its exit code
+# a run's status, from its exit code
+RUN_STATUSES = {EXIT_OK: "ok", EXIT_UNKNOWN: "unknown", EXIT_PROBLEM: "problem", EXIT_RUN_FAILED: "failed"}
 
 
 class RecordNotFound(RunbookError):
@@ -34,7 +37,7 @@ class RecordNotFound(RunbookError):
 def run_status(entry: dict) -> str:
     """``ok``, ``unknown``, ``problem`` or ``failed`` (exit status 0, 1, 2, 3)."""
     code = entry.get("exit_code")
-    return RUN_STATUSES[code] if isinstance(code, int) and 0 <= code < len(RUN_STATUSES) else "failed"
+    return RUN_STATUSES.get(code, RUN_STATUSES[EXIT_RUN_FAILED]) if isinstance(code, int) else "failed"
 
 
 # --- listing ------------------------------------------------------------------------------------
@@ -44,7 +47,7 @@ class Filters:
     """What ``runbook records list`` narrows the index to; ``None`` means any."""
 
     runbook: str | None = None
-    status: str | None = None  # one of RUN_STATUSES
+    status: str | None = None  # one of RUN_STATUSES' values
     since: str | None = None  # YYYY-MM-DD or an ISO time, compared with `started`
     until: str | None = None
     finding: str | None = None  # runs where this finding id was `problem` or `unknown`
@@ -216,7 +219,7 @@ def last_healthy(outputs: Path, runbook: str, before: str | None = None, exclude
     """The most recent run of ``runbook`` where every finding was ``ok`` (or ``skipped``)."""
     best = None
     for e in records.read_index(outputs):
-        if (e.get("runbook") == runbook and e.get("exit_code") == 0 and e.get("run_id") != exclude
+        if (e.get("runbook") == runbook and e.get("exit_code") == EXIT_OK and e.get("run_id") != exclude
                 and not e.get("tampered") and (before is None or (e.get("started") or "") <= before)):
             best = e
     return best
@@ -346,11 +349,10 @@ def plan_prune(entries: list[dict], days: float, now: datetime | None = None,
                keep: Iterable[str] = ()) -> PrunePlan:
     """Which runs are older than ``days`` and may go: all but the last healthy run of each runbook
     (and the run ids in ``keep``)."""
-    now = now or datetime.now(timezone.utc)
-    cutoff = (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cutoff = iso((now or utc_now()) - timedelta(days=days))
     keep_ids = {}
     for e in entries:
-        if e.get("exit_code") == 0 and not e.get("tampered"):
+        if e.get("exit_code") == EXIT_OK and not e.get("tampered"):
             keep_ids[e.get("runbook")] = e.get("run_id")
     spared = set(keep)
     old = [e for e in entries if (e.get("started") or "") < cutoff and e.get("run_id") not in spared]

@@ -38,9 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from . import interrupts, kernel
+from .archive import RUN_STATUSES
 from .errors import RunbookError
 from .site import SITE_ENV
-from .verdict import EXIT_RUN_FAILED
+from .verdict import EXIT_OK, EXIT_PROBLEM, EXIT_RUN_FAILED
 
 DEFAULT_CELL_TIMEOUT = 600.0
 _HEALTHY = ""  # `--lab` with no scenario
@@ -319,64 +320,98 @@ def rerun_hint(args) -> str:
     return f"  after a fix, run it again: runbook triage{where}{params}"
 
 
-def cmd_records(args) -> int:
+# --- `runbook records ...`: one function per verb, over runbook_lib.archive ---------------------
+
+def _outputs(args) -> Path:
+    from . import records
+
+    return records.outputs_dir(args.outputs)
+
+
+def cmd_records_list(args) -> int:
+    from . import archive
+
+    filters = archive.Filters(runbook=args.runbook, status=args.status, since=args.since, until=args.until,
+                              finding=args.finding, site=args.site_name)
+    rows = archive.list_runs(_outputs(args), filters, args.limit)
+    if args.json:
+        sys.stdout.write("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in rows))
+    else:
+        out = [f"{'RUN':<22} {'RUNBOOK':<12} {'STARTED':<20} {'STATUS':<8} FAILING"]
+        out += [archive.format_row(e) for e in rows]
+        sys.stdout.write("\n".join(out) + "\n")
+    return EXIT_OK
+
+
+def cmd_records_show(args) -> int:
+    from . import archive
+
+    outputs = _outputs(args)
+    print(archive.show(outputs, archive.find(outputs, args.run)))
+    return EXIT_OK
+
+
+def cmd_records_html(args) -> int:
+    from . import archive
+
+    outputs = _outputs(args)
+    entry = archive.find(outputs, args.run)
+    text = archive.html(outputs, entry, args.section)
+    target = Path(args.output or f"{entry['run_id']}-{args.section or entry['runbook']}.html")
+    target.write_text(text, encoding="utf-8")
+    print(target)
+    return EXIT_OK
+
+
+def cmd_records_diff(args) -> int:
+    from . import archive
+
+    d = archive.diff(_outputs(args), args.run, args.other)
+    print(json.dumps(d.to_dict(), indent=2) if args.json else d.text())
+    return EXIT_OK
+
+
+def cmd_records_verify(args) -> int:
+    """Every record (or the runs named) against its checksums, and the index's hash chain; exit 2
+    when anything changed."""
+    from . import archive
+
+    outputs = _outputs(args)
+    entries = [archive.find(outputs, r) for r in args.runs] if args.runs else None
+    results = archive.verify_all(outputs, entries)
+    bad = {run: v for run, v in results.items() if not v.ok}
+    for run, v in bad.items():
+        print(f"{run}: " + "; ".join(v.problems))
+    breaks = archive.verify_chain(outputs)
+    for problem in breaks:
+        print(f"index chain: {problem}")
+    print(f"{len(results)} record(s) checked, {len(bad)} changed; index chain "
+          + (f"broken in {len(breaks)} place(s)" if breaks else "intact"), file=sys.stderr)
+    return EXIT_PROBLEM if bad or breaks else EXIT_OK
+
+
+def cmd_records_rebuild(args) -> int:
     from . import archive, records
 
-    outputs = records.outputs_dir(args.outputs)
-    verb = args.records_verb
-    if verb == "list":
-        filters = archive.Filters(runbook=args.runbook, status=args.status, since=args.since, until=args.until,
-                                  finding=args.finding, site=args.site_name)
-        rows = archive.list_runs(outputs, filters, args.limit)
-        if args.json:
-            sys.stdout.write("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in rows))
-        else:
-            out = [f"{'RUN':<22} {'RUNBOOK':<12} {'STARTED':<20} {'STATUS':<8} FAILING"]
-            out += [archive.format_row(e) for e in rows]
-            sys.stdout.write("\n".join(out) + "\n")
-        return 0
-    if verb == "show":
-        print(archive.show(outputs, archive.find(outputs, args.run)))
-        return 0
-    if verb == "html":
-        entry = archive.find(outputs, args.run)
-        text = archive.html(outputs, entry, args.section)
-        target = Path(args.output or f"{entry['run_id']}-{args.section or entry['runbook']}.html")
-        target.write_text(text, encoding="utf-8")
-        print(target)
-        return 0
-    if verb == "diff":
-        d = archive.diff(outputs, args.run, args.other)
-        print(json.dumps(d.to_dict(), indent=2) if args.json else d.text())
-        return 0
-    if verb == "verify":
-        entries = [archive.find(outputs, r) for r in args.runs] if args.runs else None
-        results = archive.verify_all(outputs, entries)
-        bad = {run: v for run, v in results.items() if not v.ok}
-        for run, v in bad.items():
-            print(f"{run}: " + "; ".join(v.problems))
-        breaks = archive.verify_chain(outputs)
-        for problem in breaks:
-            print(f"index chain: {problem}")
-        print(f"{len(results)} record(s) checked, {len(bad)} changed; index chain "
-              + (f"broken in {len(breaks)} place(s)" if breaks else "intact"), file=sys.stderr)
-        return 2 if bad or breaks else 0
-    if verb == "rebuild":
-        entries = archive.rebuild(outputs)
-        print(f"index rebuilt from {len(entries)} record(s): {records.index_path(outputs)}", file=sys.stderr)
-        return 0
-    if verb == "prune":
-        days = args.days if args.days is not None else archive.retention_days()
-        if days is None:
-            raise UsageError(f"give --days N or set {archive.RETENTION_ENV}")
-        plan = archive.prune(outputs, days, dry_run=args.dry_run)
-        what = "would delete" if args.dry_run else "deleted"
-        for e in plan.delete:
-            print(f"{what} {e['run_id']} ({e['runbook']}, {e.get('started')})")
-        for e in plan.kept_healthy:
-            print(f"kept {e['run_id']}: the last healthy {e['runbook']} run", file=sys.stderr)
-        return 0
-    raise UsageError(f"unknown records command {verb!r}")
+    outputs = _outputs(args)
+    entries = archive.rebuild(outputs)
+    print(f"index rebuilt from {len(entries)} record(s): {records.index_path(outputs)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_records_prune(args) -> int:
+    from . import archive
+
+    days = args.days if args.days is not None else archive.retention_days()
+    if days is None:
+        raise UsageError(f"give --days N or set {archive.RETENTION_ENV}")
+    plan = archive.prune(_outputs(args), days, dry_run=args.dry_run)
+    what = "would delete" if args.dry_run else "deleted"
+    for e in plan.delete:
+        print(f"{what} {e['run_id']} ({e['runbook']}, {e.get('started')})")
+    for e in plan.kept_healthy:
+        print(f"kept {e['run_id']}: the last healthy {e['runbook']} run", file=sys.stderr)
+    return EXIT_OK
 
 
 # --- the parser -------------------------------------------------------------------------------
@@ -466,36 +501,37 @@ def build_parser() -> argparse.ArgumentParser:
     folder = argparse.ArgumentParser(add_help=False)
     folder.add_argument("--outputs", metavar="DIR", help="the records folder (default: $RUNBOOK_OUTPUTS or ./outputs)")
 
-    def rverb(name: str, **kw):
-        return rverbs.add_parser(name, parents=[folder], **kw)
+    def rverb(name: str, func, **kw):
+        p = rverbs.add_parser(name, parents=[folder], **kw)
+        p.set_defaults(func=func)
+        return p
 
-    ls = rverb("list", help="runs in the index, oldest first")
+    ls = rverb("list", cmd_records_list, help="runs in the index, oldest first")
     ls.add_argument("--runbook", help="only this runbook (incidents holding it included)")
-    ls.add_argument("--status", choices=["ok", "unknown", "problem", "failed"], help="only runs that ended so")
+    ls.add_argument("--status", choices=list(RUN_STATUSES.values()), help="only runs that ended so")
     ls.add_argument("--since", metavar="DATE", help="started at or after (YYYY-MM-DD or an ISO time, UTC)")
     ls.add_argument("--until", metavar="DATE", help="started at or before (YYYY-MM-DD or an ISO time, UTC)")
     ls.add_argument("--finding", metavar="ID", help="only runs where this finding was problem or unknown")
     ls.add_argument("--site", dest="site_name", metavar="NAME", help="only this site")
     ls.add_argument("--limit", type=int, metavar="N", help="only the newest N")
     ls.add_argument("--json", action="store_true", help="index entries as JSON lines")
-    sh = rverb("show", help="a run's verdict, provenance and checksum check")
+    sh = rverb("show", cmd_records_show, help="a run's verdict, provenance and checksum check")
     sh.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or 'last'")
-    ht = rverb("html", help="render a record again: code hidden, verdict first")
+    ht = rverb("html", cmd_records_html, help="render a record again: code hidden, verdict first")
     ht.add_argument("run", metavar="RUN")
     ht.add_argument("--section", metavar="RUNBOOK", help="for an incident: one of its runbooks' records")
     ht.add_argument("-o", "--output", metavar="FILE", help="where to write it (default ./RUN-RUNBOOK.html)")
-    df = rverb("diff", help="what changed between two runs (default: against the last healthy one)")
+    df = rverb("diff", cmd_records_diff, help="what changed between two runs (default: against the last healthy one)")
     df.add_argument("run", metavar="RUN")
     df.add_argument("other", metavar="OTHER", nargs="?", help="the run to compare with")
     df.add_argument("--json", action="store_true")
-    vf = rverb("verify", help="check records against their checksums (exit 2 when one changed)")
+    vf = rverb("verify", cmd_records_verify, help="check records against their checksums (exit 2 when one changed)")
     vf.add_argument("runs", metavar="RUN", nargs="*", help="runs to check (default: every run in the index)")
-    rverb("rebuild", help="write the index again from the records themselves")
-    pr = rverb("prune", help="delete records older than N days (never the last healthy one of "
-                                         "each runbook)")
+    rverb("rebuild", cmd_records_rebuild, help="write the index again from the records themselves")
+    pr = rverb("prune", cmd_records_prune,
+               help="delete records older than N days (never the last healthy one of each runbook)")
     pr.add_argument("--days", type=float, metavar="N", help="default: $RUNBOOK_RETENTION_DAYS")
     pr.add_argument("--dry-run", action="store_true", help="only say what would go")
-    rec.set_defaults(func=cmd_records)
 
     lab = verbs.add_parser("lab", help="keep a lab twin running for interactive work")
     lab_verbs = lab.add_subparsers(dest="lab_verb", required=True, metavar="{up,down,jupyter,site,scenarios}")
@@ -526,7 +562,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .records import skip_slow_optional_imports
+    from .execute import skip_slow_optional_imports
 
     skip_slow_optional_imports()
     args = build_parser().parse_args(argv)

@@ -3,7 +3,8 @@
 systemd, Kubernetes and ``timeout`` stop a run with SIGTERM; a closed terminal sends SIGHUP.
 While the ``runbook`` command runs, all three raise :class:`Interrupted` (a ``KeyboardInterrupt``)
 in the main thread, so the run takes the same path as Ctrl-C: the kernel is stopped, the partial
-record kept, temporary files removed (:func:`runbook_lib.runner.run_runbook`), and the command
+record kept, temporary files removed (:func:`runbook_lib.execute.execute` stops the kernel, the
+:class:`~runbook_lib.record.Record` is published and removes the rest), and the command
 exits 128 + the signal. After the first signal the others are ignored, so that they cannot break
 the cleanup the first one started.
 
@@ -11,8 +12,8 @@ An exception raised from a signal handler lands wherever the main thread is. Ins
 import machinery (a module lock's weakref callback, say) it is swallowed and leaves the import
 lock held, which later deadlocks any thread that imports. So when the signal arrives there, the
 handler does not raise: it records the signal (:func:`pending`) and calls the hooks registered
-with :func:`while_running` (the runner's stops the kernel, so the notebook ends at once); the
-runner and the command check :func:`pending` at their next step and stop there.
+with :func:`while_running` (:func:`runbook_lib.execute.execute`'s stops the kernel, so the notebook
+ends at once); the execution and the command check :func:`pending` at their next step and stop there.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The kernel a headless run talks to, and the private directory it lives in.
 
-:class:`KernelSession` holds one kernel for one run, or for the runbooks of one triage incident.
+:class:`KernelSession` holds one kernel for one run, or for several runs that share it.
 The kernel is this interpreter's (:mod:`runbook_lib.kernel`), started by an ``AsyncKernelManager``
 that talks to it over Unix sockets (``transport="ipc"``) in a private 0700 directory instead of
 loopback TCP ports any local user could reach, puts the secret channel's socket
@@ -150,7 +150,7 @@ def _kernel_config(work: Path, sink: secret_channel.SecretSink):
 
 
 class KernelSession:
-    """One kernel for one or several runs (the runbooks of one triage incident).
+    """One kernel for one or several runs (``runbook check`` runs in a test, say).
 
     The kernel starts with the first run and is shut down by :meth:`close` (or when the session
     is used as a context manager). Its environment carries one secret channel for all the runs. A
@@ -167,7 +167,7 @@ class KernelSession:
         self.starts = 0  # kernels started (the benchmark and tests read it)
 
     # the private directory and the secret channel are made when a run first needs them: a session
-    # that never runs anything (a triage summary whose records are all there) leaves nothing behind
+    # that never runs anything leaves nothing behind
     @property
     def work(self) -> Path:
         if self._work is None:

@@ -12,25 +12,16 @@ import json
 import os
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from . import redact
 from .calls import CallLog
 from .errors import SiteError
+from .record import iso, new_run_id
 from .site import SITE_ENV, Site, load_site
 from .verdict import Finding, Verdict
-
-
-def utcnow() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:4]
 
 
 class Parameters:
@@ -105,7 +96,7 @@ class Run:
     params: Parameters
     site: Site | None = None
     calls: CallLog = field(default_factory=CallLog)
-    started: str = field(default_factory=utcnow)
+    started: str = field(default_factory=iso)
     t0: float = field(default_factory=time.monotonic)
 
     def load_site(self) -> Site:
@@ -156,7 +147,7 @@ class Run:
             run_id=getattr(self.params, "run_id", "") or new_run_id(),
             site=self.site.name if self.site else "",
             started=self.started,
-            finished=utcnow(),
+            finished=iso(),
             parameters=params,
             calls=calls,
             warnings=self.site.insecure_settings() if self.site else [],

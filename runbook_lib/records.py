@@ -1,4 +1,4 @@
-"""Incident records: where they go, how they are written, scrubbed, rendered and indexed.
+"""The record on disk: its layout, how its files are written, scrubbed, rendered and checked, the index.
 
 One run leaves one directory::
 
@@ -7,13 +7,13 @@ One run leaves one directory::
                                    <section>.html    the notebook rendered, inputs hidden
     <outputs>/index.jsonl                            one line per run, appended under a lock
 
-A triage incident is one such directory holding several runbooks' files (``health.*``,
-``provider.*`` ...) plus its summary (``triage.*``); only the summary is indexed.
+(Records written before triage became one notebook may hold several runbooks' files, ``health.*``,
+``provider.*`` ..., plus the summary, ``triage.*``; only the summary is indexed.)
 
-Every file is written atomically (a temporary file in the same directory, fsync, rename), and a
-new run's directory is published whole (:class:`RecordTarget`: staged under a hidden name, then
-renamed), so a reader, or a crash, never sees half a record. Files are created ``0600``: a record
-describes infrastructure even when its secrets are masked.
+How one run's record comes to be (claimed, staged, published whole, indexed) is
+:class:`runbook_lib.record.Record`'s business; this module holds what it is made of. Every file
+is written atomically (a temporary file in the same directory, fsync, rename). Files are created
+``0600``: a record describes infrastructure even when its secrets are masked.
 
 **Provenance.** Each verdict JSON carries ``provenance``: the run id, the SHA-256 of the input
 notebook, the project's version, and ``checksums``: the SHA-256 of every other file of its
@@ -32,7 +32,6 @@ import hashlib
 import html as html_lib
 import json
 import os
-import sys
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -88,112 +87,6 @@ def paths_in(outputs: Path, directory: Path, section: str) -> RecordPaths:
     return RecordPaths(outputs, d, d / f"{section}.ipynb", d / f"{section}.json", d / f"{section}.html")
 
 
-def claim_dir(path: Path) -> None:
-    """Create a run's directory, failing with ``FileExistsError`` when another run has it.
-
-    Run ids are random enough for one site, not unique: two runs started in the same second can
-    draw the same one. Creating the directory exclusively makes the second notice and pick again,
-    so no run ever writes into another's record.
-    """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.mkdir(mode=0o700)
-
-
-class RecordTarget:
-    """Where one run's record goes, so that it appears whole or not at all.
-
-    A new run's files are written into a hidden staging directory beside their final place
-    (``<day>/.<run_id>.<pid>.partial``, claimed exclusively) and published by renaming it to
-    ``<day>/<run_id>`` in one step. A record that goes into an existing directory (a triage
-    incident's) is written file by file, atomically, its verdict JSON last; if that fails, the
-    files of that runbook are removed again. :meth:`abandon` removes whatever was claimed and not
-    published, so no empty or partial directory is left behind.
-    """
-
-    def __init__(self, final: RecordPaths, staging: RecordPaths | None = None, *, owns_dir: bool = False,
-                 claim_error: OSError | None = None):
-        self.final = final
-        self.staging = staging or final
-        self.owns_dir = owns_dir  # we created final.dir (a notebook that keeps an incident in it)
-        self.claim_error = claim_error
-        self.published = False
-
-    @property
-    def staged(self) -> bool:
-        return self.staging.dir != self.final.dir
-
-    def ensure(self) -> None:
-        from .errors import RunFailed
-
-        if self.claim_error is not None:
-            raise RunFailed(f"cannot create the record directory under {self.final.dir.parent}: "
-                            f"{self.claim_error.strerror or self.claim_error}")
-
-    def publish(self) -> None:
-        if self.staged:
-            os.rename(self.staging.dir, self.final.dir)
-            _fsync_dir(self.final.dir.parent)
-        self.published = True
-
-    def abandon(self, *, force: bool = False) -> None:
-        """Remove what was claimed and not published (``force``: this runbook's files too)."""
-        import shutil
-
-        if (self.published and not force) or self.claim_error is not None:
-            return
-        if self.staged:
-            shutil.rmtree(self.staging.dir, ignore_errors=True)
-        elif force:
-            for path in self.final.as_dict().values():
-                path.unlink(missing_ok=True)
-        if self.owns_dir or self.staged:
-            _remove_empty(self.final.dir)
-            _remove_empty(self.final.dir.parent)
-
-
-def _remove_empty(directory: Path) -> None:
-    try:
-        directory.rmdir()
-    except OSError:
-        pass  # not empty, or already gone
-
-
-def claim_staging(outputs: Path, day: str, run_id: str, section: str) -> RecordTarget:
-    """Claim ``<outputs>/<day>/.<run_id>.<pid>.partial`` for a new run; ``FileExistsError`` when the
-    run id is taken (by a run still writing, or by a record already there)."""
-    final = paths_in(outputs, outputs / day / run_id, section)
-    staging_dir = outputs / day / f".{run_id}.{os.getpid()}.partial"
-    staging_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    staging_dir.mkdir(mode=0o700)
-    # checked after claiming: of two runs that drew the same id, at least one sees the other
-    rivals = [p for p in staging_dir.parent.glob(f".{run_id}.*.partial") if p != staging_dir]
-    if final.dir.exists() or rivals:
-        staging_dir.rmdir()
-        raise FileExistsError(str(final.dir))
-    return RecordTarget(final, paths_in(outputs, staging_dir, section))
-
-
-def sweep_stale_partials(outputs: Path) -> None:
-    """Remove the staging directories of runs whose process is gone (killed with SIGKILL before
-    their record was published): never a record, only what was being written."""
-    import re
-    import shutil
-
-    if not outputs.is_dir():
-        return
-    for partial in outputs.glob("*/.*.partial"):
-        m = re.fullmatch(r"\.(.+)\.(\d+)\.partial", partial.name)
-        if not m or not partial.is_dir() or partial.is_symlink():
-            continue
-        try:
-            os.kill(int(m.group(2)), 0)
-        except ProcessLookupError:
-            shutil.rmtree(partial, ignore_errors=True)
-            _remove_empty(partial.parent)
-        except OSError:
-            continue
-
-
 # --- writing --------------------------------------------------------------------------------
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -213,10 +106,10 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -229,8 +122,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_record(paths: RecordPaths, nb: Any, verdict, *, html_wait: float | None = None) -> str:
-    """Write one runbook's record: notebook, HTML (verdict first), verdict JSON, in that order.
+def write_record(paths: RecordPaths, nb: Any, verdict, *, html_wait: float | None = None,
+                 attachments: dict[str, str | bytes] | None = None) -> str:
+    """Write one runbook's record: notebook, HTML (verdict first), ``attachments`` (more files, by
+    name), verdict JSON, in that order.
 
     The JSON comes last, once the others exist, and carries in ``provenance.checksums`` the
     SHA-256 of every other file of the directory. Returns the JSON's own SHA-256 (for the index).
@@ -240,17 +135,19 @@ def write_record(paths: RecordPaths, nb: Any, verdict, *, html_wait: float | Non
 
     try:
         paths.dir.mkdir(parents=True, exist_ok=True)
-        text = notebook_text(nb).encode("utf-8")
-        write_atomic(paths.notebook, text)
-        written = {paths.notebook.name: sha256_bytes(text)}
+        files = {paths.notebook.name: notebook_text(nb).encode("utf-8")}
         try:
-            page = render_html(nb, verdict, wait=html_wait).encode("utf-8")
+            files[paths.html.name] = render_html(nb, verdict, wait=html_wait).encode("utf-8")
         except Exception as exc:  # a rendering bug must not cost the record
             verdict.warnings.append(f"the HTML rendering of the record failed: {type(exc).__name__}")
-            page = None
-        if page is not None:
-            write_atomic(paths.html, page)
-            written[paths.html.name] = sha256_bytes(page)
+        for name, data in (attachments or {}).items():
+            own = (paths.notebook.name, paths.html.name, paths.verdict.name)
+            if name in own or Path(name).name != name or name.startswith("."):
+                raise ValueError(f"attachment {name!r} is not a free file name in the record")
+            files[name] = data.encode("utf-8") if isinstance(data, str) else data
+        for name, data in files.items():
+            write_atomic(paths.dir / name, data)
+        written = {name: sha256_bytes(data) for name, data in files.items()}
         verdict.provenance["checksums"] = checksums(paths.dir, exclude=(paths.verdict.name,), known=written)
         body = (verdict.to_json() + "\n").encode("utf-8")
         write_atomic(paths.verdict, body)
@@ -292,18 +189,6 @@ def scrub_notebook(nb: Any, redactor: Redactor):
     for bundle, payloads in zip(_binary_slots(clean), removed):
         bundle.update(payloads)
     return nbformat.from_dict(clean)
-
-
-def skip_slow_optional_imports() -> None:
-    """Keep jsonschema (imported with nbformat by every run) from loading ``rfc3987_syntax``.
-
-    jsonschema loads that optional module, when it is installed, to check the ``iri`` string
-    formats; it compiles a grammar at import, about two seconds per process. No notebook schema
-    uses those formats. A ``None`` entry in ``sys.modules`` makes the import fail at once, which
-    jsonschema takes as "not installed".
-    """
-    if "jsonschema" not in sys.modules:
-        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 
 # --- rendering ------------------------------------------------------------------------------

@@ -1,29 +1,28 @@
-"""Headless runs: one runbook notebook, executed with papermill, kept as a scrubbed record.
+"""Headless runs: parameters checked, a record claimed, the notebook executed, the verdict kept.
 
 The contract with the notebooks (``notebooks/<section>.ipynb``): the ``parameters`` cell holds plain
 literals; the runner always injects ``site_file``, ``run_id``, ``verdict_path`` and
 ``headless = True`` next to the operator's own parameters; the notebook's last cell writes
 ``Verdict.to_json()`` to ``verdict_path``.
 
-What a run does, in order:
+What :func:`run_runbook` does, in order:
 
 1. refuse what must not run, before anything is started or contacted: an unknown section, a
    parameter the notebook does not declare or whose value does not fit its declared type
    (:mod:`runbook_lib.parameters`), a secret-looking parameter holding a literal instead of a
    reference (parameters end up in the record; credentials must not), a site file that fails
    validation;
-2. execute the notebook on this interpreter's kernel (:mod:`runbook_lib.kernel`), talking to it
-   over Unix sockets (``transport="ipc"``) in a private 0700 temporary directory, never a TCP
-   port; the kernel's environment names a socket (:mod:`runbook_lib.secret_channel`) over which
-   every secret the kernel resolves is reported back. The executed notebook is kept in memory
-   (a papermill I/O handler), never written unscrubbed;
-3. build a :class:`~runbook_lib.redact.Redactor` from those values, the site's own secrets and
-   what this process registered, and scrub the whole notebook and the verdict with it;
-4. write the record into a hidden staging directory and publish it with one rename
-   (:class:`runbook_lib.records.RecordTarget`), with its provenance (the input notebook's
-   SHA-256, the project's version, the checksums of the record's files, the measured duration),
-   append the hash-chained index line, apply the retention setting, and delete the temporary
-   directory whatever happened.
+2. claim the run's record (:class:`runbook_lib.record.Record`): its run id, its hidden staging
+   directory, its private 0700 work directory;
+3. execute the notebook (:func:`runbook_lib.execute.execute`) on this interpreter's kernel over
+   Unix sockets in that directory; the kernel reports every secret it resolves over a socket
+   (:mod:`runbook_lib.secret_channel`), and the executed notebook is kept in memory;
+4. read the verdict the notebook wrote, complete it (run id, times, parameters, the site's
+   warnings, provenance) and scrub it with a :class:`~runbook_lib.redact.Redactor` built from
+   those values, the site's own secrets and what this process registered;
+5. ask the record to publish itself (it scrubs the notebook with the same redactor, writes its
+   files and renames its directory into place) and to index itself; the exit code follows the
+   verdict. The record removes what was not published, and the work directory, whatever happened.
 
 A cell that fails, a cell that times out, a kernel that dies: the record is still written, with
 the failure in ``error`` and exit code 3. Outputs that cannot be written: the verdict is returned
@@ -31,43 +30,33 @@ all the same, with the failure in ``error``. A ``KeyboardInterrupt`` (SIGINT; th
 turns SIGTERM and SIGHUP into one too) stops the kernel, keeps the partial record marked
 interrupted, and is raised again.
 
-Runs in separate processes may happen at the same time (each claims its own record directory and
-appends to the index under a lock). Within one process they are serialised, because papermill
-changes the working directory while it runs. Several runs can share one kernel through a
-:class:`KernelSession`: a triage incident pays for one kernel start, not one per runbook.
+Runs in separate processes may happen at the same time (each claims its own record and appends to
+the index under a lock); within one process they are serialised (:mod:`runbook_lib.execute`).
+Several runs can share one kernel through a :class:`KernelSession`: the runs of ``runbook check``
+in a test, say, pay for one kernel start.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import re
-import secrets
-import shutil
 import sys
-import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from . import archive, interrupts, kernel, records, redact, secret_channel
-from .errors import RunbookError, SiteError
-from .kernel_session import KernelSession, private_tmpdir, sweep_stale_workdirs
+from . import redact, secret_channel
+from .errors import RunbookError, RunFailed, SiteError
+from .execute import Execution, execute, skip_slow_optional_imports
+from .kernel_session import KernelSession
+from .record import Record, iso, utc_now
 from .site import load_site, resolve_secret, secret_refs
 from .verdict import Verdict
 
 NOTEBOOKS_ENV = "RUNBOOK_NOTEBOOKS"
 INJECTED = ("site_file", "run_id", "verdict_path", "headless")
-# injected only into the notebooks that declare it: the record directory of the run (triage keeps
-# the records of the runbooks it runs there)
-INJECTED_IF_DECLARED = ("record_dir",)
-_CLAIM_TRIES = 8
-# an interrupted run keeps its record without HTML rather than wait longer for the renderer
-INTERRUPTED_HTML_WAIT = 5.0
-
-# papermill changes the process's working directory while a notebook runs: one run at a time
-_RUN_LOCK = threading.Lock()
 
 
 @dataclass
@@ -76,8 +65,8 @@ class RunResult:
 
     verdict: Verdict
     exit_code: int
-    record_dir: Path
-    paths: dict[str, Path]  # notebook, verdict, html
+    record_dir: Path | None
+    paths: dict[str, Path]  # notebook, verdict, html; empty when no record could be kept
 
 
 # --- which runbooks exist ---------------------------------------------------------------------
@@ -109,22 +98,7 @@ def notebook_path(section: str) -> Path:
     return notebooks_dir() / f"{section}.ipynb"
 
 
-# --- run ids, times, parameters ---------------------------------------------------------------
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def iso(t: datetime) -> str:
-    """``2026-11-27T10:15:00Z``"""
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """``20261127T101500Z-3f9c``: sortable by time, unique enough for one site's runs."""
-    now = now or utc_now()
-    return now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
-
+# --- parameters -------------------------------------------------------------------------------
 
 def is_reference(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(("env:", "file:"))
@@ -142,7 +116,7 @@ def check_parameters(parameters: dict[str, Any], declared: set[str] | None = Non
     check.
     """
     for name, value in parameters.items():
-        if name in INJECTED or name in INJECTED_IF_DECLARED:
+        if name in INJECTED:
             raise RunbookError(f"parameter '{name}' is set by the runner; it cannot be given with -p")
         if redact.looks_secret(name) and not _cannot_hold_a_secret(value):
             raise RunbookError(
@@ -150,7 +124,7 @@ def check_parameters(parameters: dict[str, Any], declared: set[str] | None = Non
                 f"parameters hold references, not values (give env:VARIABLE or file:PATH)"
             )
         if declared is not None and name not in declared:
-            own = sorted(declared - set(INJECTED) - set(INJECTED_IF_DECLARED))
+            own = sorted(declared - set(INJECTED))
             raise RunbookError(
                 f"the runbook has no parameter '{name}' (its parameters: {', '.join(own) or 'none'})"
             )
@@ -194,7 +168,7 @@ def prepare(section: str, parameters: dict[str, Any] | None = None) -> tuple[Pat
     given = dict(parameters or {})
     declared = typed.declared(nb_path)
     for name in given:  # names first: a misspelt one is named as such, not as a bad value
-        if name in INJECTED or name in INJECTED_IF_DECLARED or name not in declared:
+        if name in INJECTED or name not in declared:
             check_parameters({name: given[name]}, set(declared))
     converted = typed.convert(given, declared)
     check_parameters(converted, set(declared))
@@ -210,17 +184,13 @@ def run_runbook(
     run_id: str | None = None,
     progress: bool = False,
     timeout: float | None = None,
-    record_dir: str | os.PathLike | None = None,
-    index: bool = True,
     session: "KernelSession | None" = None,
 ) -> RunResult:
     """Run one runbook headless and keep its record; see the module docstring.
 
     ``timeout`` bounds each cell (seconds; ``None``: no bound beyond the sources' own deadlines).
-    ``record_dir`` puts the record into an existing directory (a triage incident's; ``run_id``
-    should then be the incident's) instead of a new one; ``index=False`` leaves the index alone
-    (the incident is indexed once, by its summary). ``session`` runs the notebook on a kernel
-    shared with other runs.
+    ``run_id`` names the run instead of drawing an id (it must not be taken). ``session`` runs the
+    notebook on a kernel shared with other runs.
 
     Raises :class:`RunbookError` (``SiteError`` included) when the run cannot start; once the
     notebook has started, failures end up in the verdict's ``error`` instead (a record that cannot
@@ -229,53 +199,28 @@ def run_runbook(
     kernel, keeps the partial record marked interrupted, and is raised again with the
     :class:`RunResult` as its ``result`` attribute.
     """
-    records.skip_slow_optional_imports()
-    nb_path, parameters, declared = prepare(section, parameters)
+    skip_slow_optional_imports()
+    nb_path, parameters, _ = prepare(section, parameters)
     site_path = Path(site_file).expanduser().resolve()
     site = load_site(site_path)
 
     started, clock = utc_now(), time.monotonic()
-    outputs = records.outputs_dir(outputs_dir)
-    sweep_stale_workdirs()
-    records.sweep_stale_partials(outputs)
-    target = _claim_record(outputs, section, run_id, started, record_dir, incident="record_dir" in declared)
-    run_id = target.final.dir.name if record_dir is None else (run_id or target.final.dir.name)
-
-    own_session = session is None
-    work: Path | None = None
-    interrupt: BaseException | None = None
-    try:
-        work = private_tmpdir(outputs)
-        session = session or KernelSession(outputs, work=work)
+    with Record.claim(outputs_dir, section, run_id, started=started) as record, \
+            _kernel(session, record) as session:
         source = nb_path.read_bytes()  # the bytes hashed are the bytes run
-        verdict_file = work / "verdict.json"
-        injected = {**parameters, "site_file": str(site_path), "run_id": run_id,
+        verdict_file = record.workdir / "verdict.json"
+        injected = {**parameters, "site_file": str(site_path), "run_id": record.run_id,
                     "verdict_path": str(verdict_file), "headless": True}
-        if "record_dir" in declared:
-            injected["record_dir"] = str(target.final.dir)
-
-        threading.Thread(target=records.warm_html, name="warm-html", daemon=True).start()
-        store = _MemoryNotebooks.new()
-        try:
-            interrupts.raise_if_pending()
-            with interrupts.while_running(session.signal_kernel):
-                error = _execute(source, store, injected, cwd=nb_path.parent, progress=progress,
-                                 timeout=timeout, session=session)
-            interrupts.raise_if_pending()  # a signal that stopped the kernel without raising
-        except KeyboardInterrupt as exc:
-            interrupt = exc
-            session.kill()  # the event loop was interrupted mid-call: stop the kernel the hard way
-            error = f"interrupted by {interrupts.signal_name(exc)} before the run finished"
+        run = execute(source, injected, session=session, cwd=nb_path.parent, progress=progress, timeout=timeout)
         finished = utc_now()
 
-        verdict, nb = _collect(section, source, _MemoryNotebooks.pop(store), verdict_file, error)
-        verdict.run_id = run_id
+        verdict = _verdict_of(section, run, verdict_file)
+        verdict.run_id = record.run_id
         verdict.runbook = section
         verdict.site = verdict.site or site.name
         verdict.started = verdict.started or iso(started)
         verdict.finished = verdict.finished or iso(finished)
         verdict.parameters = {"site_file": str(site_path), **parameters}
-        verdict.record = target.final.relative(target.final.notebook)
         for w in site.insecure_settings():
             if w not in verdict.warnings:
                 verdict.warnings.append(w)
@@ -283,110 +228,42 @@ def run_runbook(
         # parameters under secret-looking names are references or switches (check_parameters);
         # Redactor.obj masks whatever else sits under such a name in metadata and verdict
         redactor = redact.Redactor(secret_values(site_path, session.sink))
-
-        nb.metadata.setdefault("papermill", {})
-        nb.metadata.papermill["input_path"] = str(nb_path)
-        nb.metadata.papermill["output_path"] = str(target.final.notebook)
         verdict = Verdict.from_dict(redactor.obj(verdict.to_dict()))
-        verdict.provenance = provenance(section, nb_path, source, run_id, indexed=index)
+        verdict.provenance = provenance(section, nb_path, source, record.run_id)
         verdict.provenance["seconds"] = round(time.monotonic() - clock, 3)  # the stamps are whole seconds
-        nb.metadata["runbook"] = {"provenance": dict(verdict.provenance)}
-        clean_nb = records.scrub_notebook(nb, redactor)
+        run.notebook.metadata.setdefault("papermill", {})
+        run.notebook.metadata.papermill["input_path"] = str(nb_path)
 
-        result = _keep_record(target, clean_nb, verdict, outputs, section, index=index,
-                              html_wait=INTERRUPTED_HTML_WAIT if interrupt is not None else None)
-        if interrupt is not None:
-            interrupt.result = result  # type: ignore[attr-defined]
-            raise interrupt
+        result = _keep(record, run, verdict, redactor)
+        if run.interrupt is not None:
+            run.interrupt.result = result  # type: ignore[attr-defined]
+            raise run.interrupt
         return result
-    finally:
-        if own_session and session is not None:
-            session.close()
-        if work is not None:
-            shutil.rmtree(work, ignore_errors=True)
-        target.abandon()  # a record directory claimed for nothing goes again
 
 
-def _keep_record(target: "records.RecordTarget", nb, verdict: Verdict, outputs: Path, section: str, *,
-                 index: bool, html_wait: float | None = None) -> RunResult:
-    """Write the record (whole or not at all), index it, apply retention. A record that cannot be
-    written makes the run fail (exit 3), but the verdict is returned all the same."""
-    from .errors import RunFailed
+@contextmanager
+def _kernel(session: KernelSession | None, record: Record) -> Iterator[KernelSession]:
+    """``session``, or a kernel of this run's own (its sockets in the record's work directory),
+    shut down when the run ends."""
+    if session is not None:
+        yield session
+        return
+    with KernelSession(record.outputs, work=record.workdir) as own:
+        yield own
 
-    paths = target.final
+
+def _keep(record: Record, run: Execution, verdict: Verdict, redactor: redact.Redactor) -> RunResult:
+    """Publish and index the record. A record that cannot be written makes the run fail (exit 3),
+    but the verdict is returned all the same."""
     try:
-        target.ensure()
-        digest = records.write_record(target.staging, nb, verdict, html_wait=html_wait)
-        target.publish()
-        exit_code = verdict.exit_code()
-        if index:
-            parts = sorted(p.stem for p in paths.dir.glob("*.json") if p.stem != section)
-            records.index_run(outputs, verdict, paths, exit_code, verdict_sha256=digest, parts=parts)
-    except (RunFailed, OSError) as exc:
-        target.abandon(force=True)
-        reason = str(exc) if isinstance(exc, RunFailed) else f"{exc.strerror or exc}"
-        verdict.error = "; ".join(filter(None, [verdict.error, f"the record could not be written: {reason}"]))
+        record.publish(run.notebook, verdict, redactor, interrupted=run.interrupt is not None)
+        record.index()
+    except RunFailed as exc:
+        verdict.error = "; ".join(filter(None, [verdict.error, f"the record could not be written: {exc}"]))
         verdict.record = ""
         return RunResult(verdict=verdict, exit_code=verdict.exit_code(), record_dir=None, paths={})
-    if index:
-        _apply_retention(outputs, verdict.run_id)
-    return RunResult(verdict=verdict, exit_code=exit_code, record_dir=paths.dir, paths=paths.as_dict())
-
-
-def _claim_record(outputs: Path, section: str, run_id: str | None, started: datetime,
-                  record_dir: str | os.PathLike | None, *, incident: bool = False) -> records.RecordTarget:
-    """Where the record goes: into ``record_dir`` (which must exist and not hold this runbook's
-    record yet), or into a new directory published whole at the end (a drawn run id that is taken
-    is drawn again; a given one that is taken is an error). A notebook that keeps an incident in
-    its record directory (``incident``) gets that directory now. Outputs that cannot be written
-    are not an error yet: the run goes on and its verdict says the record could not be kept."""
-    if run_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id):
-        raise RunbookError(f"run id {run_id!r} may hold only letters, digits, '.', '_' and '-'")
-    if record_dir is not None:
-        directory = Path(record_dir).expanduser().resolve()
-        if not directory.is_dir():
-            raise RunbookError(f"record directory {directory} does not exist")
-        paths = records.paths_in(outputs, directory, section)
-        if paths.verdict.exists() or paths.notebook.exists():
-            raise RunbookError(f"{directory} already holds a {section} record")
-        return records.RecordTarget(paths)
-    day = started.strftime("%Y-%m-%d")
-    if incident:
-        try:
-            directory = claim_record_dir(outputs, run_id=run_id, started=started)
-        except OSError as exc:
-            return records.RecordTarget(records.paths_in(outputs, outputs / day / (run_id or new_run_id(started)),
-                                                         section), claim_error=exc)
-        return records.RecordTarget(records.paths_in(outputs, directory, section), owns_dir=True)
-    for _ in range(_CLAIM_TRIES):
-        chosen = run_id or new_run_id(started)
-        try:
-            return records.claim_staging(outputs, day, chosen, section)
-        except FileExistsError:
-            if run_id is not None:
-                raise RunbookError(f"run id {run_id} is already taken ({outputs / day / run_id})") from None
-        except OSError as exc:
-            return records.RecordTarget(records.paths_in(outputs, outputs / day / chosen, section), claim_error=exc)
-    raise RunbookError(f"could not claim a new record directory under {outputs / day}")
-
-
-def claim_record_dir(outputs: Path, *, run_id: str | None = None, started: datetime | None = None) -> Path:
-    """Create a new run's directory, ``<outputs>/<YYYY-MM-DD>/<run_id>``, for this run alone.
-
-    A drawn run id that another run already took is drawn again; a given one is an error.
-    """
-    started = started or utc_now()
-    day = started.strftime("%Y-%m-%d")
-    for _ in range(_CLAIM_TRIES):
-        chosen = run_id or new_run_id(started)
-        directory = outputs / day / chosen
-        try:
-            records.claim_dir(directory)
-            return directory
-        except FileExistsError:
-            if run_id is not None:
-                raise RunbookError(f"run id {run_id} is already taken ({directory})") from None
-    raise RunbookError(f"could not claim a new record directory under {outputs / day}")
+    return RunResult(verdict=verdict, exit_code=verdict.exit_code(), record_dir=record.paths.dir,
+                     paths=record.paths.as_dict())
 
 
 def project_version() -> str:
@@ -401,10 +278,11 @@ def project_version() -> str:
         return runbook_lib.__version__
 
 
-def provenance(section: str, nb_path: Path, source: bytes, run_id: str, *, indexed: bool) -> dict:
+def provenance(section: str, nb_path: Path, source: bytes, run_id: str) -> dict:
     """What proves what ran: the input notebook and its hash, the versions, the run id.
 
-    ``checksums`` (the record's files) is added when the record is written.
+    ``checksums`` (the record's files) is added when the record is written; ``indexed`` says this
+    verdict is the one its record's index line is made from.
     """
     import papermill
 
@@ -416,113 +294,17 @@ def provenance(section: str, nb_path: Path, source: bytes, run_id: str, *, index
         "run_id": run_id,
         "runbook": section,
         "input_notebook": shown,
-        "input_sha256": records.sha256_bytes(source),
+        "input_sha256": hashlib.sha256(source).hexdigest(),
         "project_version": project_version(),
         "python": sys.version.split()[0],
         "papermill": papermill.__version__,
-        "indexed": indexed,
+        "indexed": True,
     }
 
 
-def _apply_retention(outputs: Path, run_id: str) -> None:
-    """Prune old records when ``RUNBOOK_RETENTION_DAYS`` is set (see :mod:`runbook_lib.archive`),
-    never the run that just finished."""
-    try:
-        archive.apply_retention(outputs, keep=[run_id])
-    except (OSError, RunbookError) as exc:  # retention must never cost a run its result
-        print(f"runbook: warning: retention: {exc}", file=sys.stderr)
-
-
-class _MemoryNotebooks:
-    """A papermill I/O handler keeping the executed notebook in memory (``runbook-memory://KEY``):
-    the notebook is unscrubbed until the runner scrubs it, so it is never written to disk."""
-
-    SCHEME = "runbook-memory://"
-    _store: dict[str, str] = {}
-    _registered = False
-
-    @classmethod
-    def new(cls) -> str:
-        if not cls._registered:
-            from papermill.iorw import papermill_io
-
-            papermill_io.register(cls.SCHEME, cls())
-            cls._registered = True
-        return f"{cls.SCHEME}{secrets.token_hex(8)}.ipynb"
-
-    @classmethod
-    def pop(cls, path: str):
-        import nbformat
-
-        text = cls._store.pop(path, None)
-        return None if text is None else nbformat.reads(text, as_version=4)
-
-    def read(self, path):
-        return self._store[path]
-
-    def write(self, buf, path):
-        self._store[path] = buf
-
-    def listdir(self, path):
-        return []
-
-    def pretty_path(self, path):
-        return "(in memory)"
-
-
-def _log_tail(path: Path, lines: int = 5) -> str:
-    try:
-        tail = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-lines:]
-    except OSError:
-        return ""
-    return " | ".join(line.strip() for line in tail if line.strip())
-
-
-def _execute(source: bytes, out: str, parameters: dict, *, cwd: Path, progress: bool,
-             timeout: float | None, session: "KernelSession") -> str:
-    """Run the notebook (its bytes) into the in-memory ``out``; return "" or what went wrong
-    (unscrubbed: the caller scrubs)."""
-    import nbformat
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
-    nb = nbformat.reads(source.decode("utf-8"), as_version=4)
-    log = session.work / "kernel.log"
-    with _RUN_LOCK:
-        try:
-            papermill.execute_notebook(
-                nb, out,
-                parameters=parameters,
-                kernel_name=kernel.ensure_kernel(),
-                language="python",
-                cwd=str(cwd),
-                progress_bar=progress,
-                log_output=False,
-                request_save_on_cell_execute=True,  # in memory: an interrupted run keeps what ran
-                execution_timeout=timeout,
-                km=session.manager(),
-            )
-        except PapermillExecutionError as exc:
-            return f"{exc.ename}: {exc.evalue} (in cell [{exc.exec_count}])"
-        except Exception as exc:  # timeout, dead kernel, kernel that would not start
-            from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-            session.discard()  # the next run gets a fresh kernel
-            if isinstance(exc, CellTimeoutError):
-                return f"a cell ran longer than {timeout:g} s and was stopped"
-            tail = _log_tail(log)
-            tail = f"; kernel log: {tail}" if tail else ""
-            if isinstance(exc, DeadKernelError):
-                return f"the kernel died while running the notebook{tail}"
-            return f"{type(exc).__name__}: {exc}{tail}"
-    return ""
-
-
-def _collect(section: str, source: bytes, executed, verdict_file: Path, error: str):
-    """The executed notebook (or the template, if execution never started) and its verdict."""
-    import nbformat
-
-    nb = executed if executed is not None else nbformat.reads(source.decode("utf-8"), as_version=4)
+def _verdict_of(section: str, run: Execution, verdict_file: Path) -> Verdict:
+    """The verdict the notebook wrote (none: an empty one), with what went wrong as its error."""
+    error = run.error
     verdict = Verdict(runbook=section, findings=[])
     if verdict_file.exists():
         try:
@@ -532,7 +314,7 @@ def _collect(section: str, source: bytes, executed, verdict_file: Path, error: s
     elif not error:
         error = "the notebook finished without writing its verdict"
     verdict.error = error
-    return verdict, nb
+    return verdict
 
 
 def _read_json(path: Path) -> dict:

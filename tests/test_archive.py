@@ -1,6 +1,6 @@
 """The archive: list with filters, show, diff, verify, rebuild, prune, and concurrent runs.
 
-Most tests build records with :func:`records.write_record` (no kernel), exactly as the runner
+Most tests build records with :func:`records.write_record` (no kernel), exactly as a Record
 writes them. The concurrency test runs eight real headless runs in eight processes at once.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from runbook_lib import archive, records, runner
+from runbook_lib import archive, records
 from runbook_lib.cli import main
 from runbook_lib.verdict import Finding, Verdict
 
@@ -179,16 +179,6 @@ def test_retention_setting_is_applied_and_validated(archive_dir, monkeypatch):
     monkeypatch.setenv(archive.RETENTION_ENV, "a week")
     with pytest.raises(Exception, match="not a number"):
         archive.retention_days()
-
-
-def test_a_taken_run_id_is_drawn_again(tmp_path, monkeypatch):
-    drawn = iter(["20261127T100000Z-0001", "20261127T100000Z-0001", "20261127T100000Z-0002"])
-    monkeypatch.setattr(runner, "new_run_id", lambda now=None: next(drawn))
-    first = runner.claim_record_dir(tmp_path)
-    second = runner.claim_record_dir(tmp_path)
-    assert (first.name, second.name) == ("20261127T100000Z-0001", "20261127T100000Z-0002")
-    with pytest.raises(Exception, match="already taken"):
-        runner.claim_record_dir(tmp_path, run_id="20261127T100000Z-0001")
 
 
 def test_eight_runs_at_once_leave_eight_intact_records(tmp_path):

@@ -306,3 +306,10 @@ def test_a_check_stopped_by_sigterm_still_writes_its_alert_files(env, monkeypatc
     assert 'runbook_last_run_exit_code{runbook="health",site=""} 3.0' in text
     err = capsys.readouterr().err
     assert "alert files written" in err and "interrupted by SIGTERM" in err
+
+
+def test_each_records_verb_has_its_own_function():
+    parser = cli.build_parser()
+    for verb, extra in (("list", []), ("show", ["last"]), ("html", ["last"]), ("diff", ["last"]), ("verify", []),
+                        ("rebuild", []), ("prune", [])):
+        assert parser.parse_args(["records", verb, *extra]).func is getattr(cli, f"cmd_records_{verb}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from runbook_lib import records, runner
+from runbook_lib import record, records, runner
 from runbook_lib.errors import RunbookError, SiteError
 
 DATA = Path(__file__).parent / "data"
@@ -307,7 +307,7 @@ def test_the_index_has_one_line_per_run(env, runs):
 def test_run_ids_sort_by_time():
     from datetime import datetime, timezone
 
-    rid = runner.new_run_id(datetime(2026, 11, 27, 10, 15, tzinfo=timezone.utc))
+    rid = record.new_run_id(datetime(2026, 11, 27, 10, 15, tzinfo=timezone.utc))
     assert RUN_ID.match(rid) and rid.startswith("20261127T101500Z-")
 
 

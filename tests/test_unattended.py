@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib import archive, kernel_session, records
+from runbook_lib import archive, kernel_session, record, records
 
 DATA = Path(__file__).parent / "data"
 EXE = Path(sys.executable).parent / "runbook"
@@ -134,7 +134,7 @@ def test_sigkill_leaves_no_secret_and_the_next_run_clears_what_it_left(place, mo
     monkeypatch.setattr("tempfile.tempdir", str(place["tmp"]))
     monkeypatch.setenv("RUNBOOK_HOME", str(place["home"]))
     kernel_session.sweep_stale_workdirs()
-    records.sweep_stale_partials(place["outputs"])
+    record.sweep_stale_partials(place["outputs"])
     assert list(place["tmp"].iterdir()) == [] and list(place["outputs"].iterdir()) == []
 
 
