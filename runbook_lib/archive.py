@@ -52,12 +52,14 @@ class Filters:
     until: str | None = None
     finding: str | None = None  # runs where this finding id was `problem` or `unknown`
     site: str | None = None
+    kind: str | None = None  # `incident` (a line without `kind`) or `drill` (runbook_lib/drill.py)
 
     def match(self, e: dict) -> bool:
         started = e.get("started") or ""
         return ((self.runbook is None or e.get("runbook") == self.runbook or self.runbook in (e.get("parts") or []))
                 and (self.status is None or run_status(e) == self.status)
                 and (self.site is None or e.get("site") == self.site)
+                and (self.kind is None or (e.get("kind") or "incident") == self.kind)
                 and (self.since is None or started >= self.since)
                 and (self.until is None or started[:len(self.until)] <= self.until)
                 and (self.finding is None or self.finding in (e.get("problems") or [])
@@ -73,6 +75,10 @@ def list_runs(outputs: Path, filters: Filters | None = None, limit: int | None =
 
 def format_row(e: dict) -> str:
     """One line of ``runbook records list``: the cause to fix first, then the other failing ids."""
+    if e.get("kind") == "drill":
+        from .drill import format_row as drill_row
+
+        return drill_row(e)
     roots = e.get("root_causes") or []
     failing = roots[:1] + [i for i in (e.get("problems") or e.get("unknown") or []) if i not in roots[:1]]
     shown = ", ".join(failing[:3]) + (f" +{len(failing) - 3}" if len(failing) > 3 else "")
@@ -129,6 +135,10 @@ def show(outputs: Path, entry: dict) -> str:
     """The verdict as text, then provenance, the calls that failed, the files and their check."""
     from .verdict import Verdict
 
+    if entry.get("kind") == "drill":
+        from .drill import show_record
+
+        return show_record(outputs, entry)
     doc = load_verdict(outputs, entry)
     verdict = Verdict.from_dict(doc)
     prov = doc.get("provenance") or {}
@@ -158,6 +168,8 @@ def html(outputs: Path, entry: dict, runbook: str | None = None) -> str:
     """A record rendered again with nbconvert: code hidden, the verdict table first."""
     import nbformat
 
+    if entry.get("kind") == "drill":
+        raise RunbookError(f"{entry['run_id']} is a drill: it has no notebook to render (records show it)")
     name = runbook or entry["runbook"]
     folder = record_dir(outputs, entry)
     nb_path = folder / f"{name}.ipynb"
@@ -229,6 +241,8 @@ def diff(outputs: Path, ref: str, other_ref: str | None = None) -> Diff:
     """What changed from the earlier run to the later: ``ref`` against ``other_ref``, by default
     against the last healthy run of the same runbook before it."""
     target = find(outputs, ref)
+    if target.get("kind") == "drill":
+        raise RunbookError(f"{target['run_id']} is a drill: it has no findings to compare (records show it)")
     if other_ref is None:
         base = last_healthy(outputs, target["runbook"], before=target.get("started"), exclude=target["run_id"])
         if base is None:
@@ -352,7 +366,7 @@ def plan_prune(entries: list[dict], days: float, now: datetime | None = None,
     cutoff = iso((now or utc_now()) - timedelta(days=days))
     keep_ids = {}
     for e in entries:
-        if e.get("exit_code") == EXIT_OK and not e.get("tampered"):
+        if e.get("exit_code") == EXIT_OK and not e.get("tampered") and e.get("kind") != "drill":
             keep_ids[e.get("runbook")] = e.get("run_id")
     spared = set(keep)
     old = [e for e in entries if (e.get("started") or "") < cutoff and e.get("run_id") not in spared]

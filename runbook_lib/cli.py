@@ -9,6 +9,7 @@
     runbook triage [--site FILE | --lab [SCENARIO]] [...]
                                    health, then every runbook it points to, as one incident
     runbook records list [--runbook R] [--status S] [--since D] [--until D] [--finding ID] [--json]
+                         [--kind incident|drill|all | --drills]
     runbook records show RUN | html RUN [-o FILE] | diff RUN [OTHER] | verify [RUN...]
     runbook records rebuild | prune [--days N] [--dry-run]
     runbook lab up [SCENARIO]      start a twin in the background, print its site file
@@ -16,6 +17,12 @@
     runbook lab jupyter [SCENARIO] a twin and JupyterLab on notebooks/; the twin stops with JupyterLab
     runbook lab site               print the running twin's site file (exit 1 when none runs)
     runbook lab scenarios          the shipped scenarios and the findings each expects
+    runbook drill start [--section S] [--seed N]
+                                   practise: a background twin with a failure drawn at random, not named
+    runbook drill answer ID [ID...] the root cause's finding id first: scored, the scenario revealed,
+                                   kept as a record of kind drill (exit 0 right, 1 partly, 2 wrong)
+    runbook drill status | drill stop
+                                   the running drill; end it (its twin stops)
 
 Exit status of ``run``, ``check`` and ``triage`` (design.md's contract): 0 no finding is a
 problem, 1 only unknowns, 2 at least one problem, 3 the run itself failed or could not start.
@@ -332,7 +339,8 @@ def cmd_records_list(args) -> int:
     from . import archive
 
     filters = archive.Filters(runbook=args.runbook, status=args.status, since=args.since, until=args.until,
-                              finding=args.finding, site=args.site_name)
+                              finding=args.finding, site=args.site_name,
+                              kind=None if args.kind == "all" else args.kind)
     rows = archive.list_runs(_outputs(args), filters, args.limit)
     if args.json:
         sys.stdout.write("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in rows))
@@ -414,6 +422,13 @@ def cmd_records_prune(args) -> int:
     return EXIT_OK
 
 
+def cmd_drill(args) -> int:
+    """``runbook drill ...`` (runbook_lib/drill.py) on the twin ``runbook lab up`` keeps."""
+    from . import drill
+
+    return drill.command(args, drill.Lab(_lab, lab_dir()))
+
+
 # --- the parser -------------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -434,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="runbook", description="Executable runbooks for an Omni + Proxmox + Talos + ArgoCD stack.")
     parser.add_argument("--debug", action="store_true",
                         help="show the Python traceback of a failure (otherwise one line on stderr)")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,check,triage,records,lab}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,check,triage,records,lab,drill}")
 
     run = verbs.add_parser(
         "run", help="run one runbook headless, keep the record, print the verdict",
@@ -515,6 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--site", dest="site_name", metavar="NAME", help="only this site")
     ls.add_argument("--limit", type=int, metavar="N", help="only the newest N")
     ls.add_argument("--json", action="store_true", help="index entries as JSON lines")
+    ls.add_argument("--kind", choices=["incident", "drill", "all"], default="incident",
+                    help="incident records (the default), drills, or all")
+    ls.add_argument("--drills", dest="kind", action="store_const", const="drill", help="same as --kind drill")
     sh = rverb("show", cmd_records_show, help="a run's verdict, provenance and checksum check")
     sh.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or 'last'")
     ht = rverb("html", cmd_records_html, help="render a record again: code hidden, verdict first")
@@ -548,6 +566,10 @@ def build_parser() -> argparse.ArgumentParser:
     lab_verbs.add_parser("site", help="print the running twin's site file").set_defaults(func=cmd_lab_site)
     lab_verbs.add_parser("scenarios", help="list the shipped scenarios and what each expects"
                          ).set_defaults(func=cmd_lab_scenarios)
+
+    from . import drill
+
+    drill.add_parser(verbs, _debug_option, cmd_drill)
     return parser
 
 

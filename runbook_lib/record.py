@@ -28,6 +28,7 @@ once: :func:`new_run_id`, :func:`iso`, :func:`utc_now`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -183,15 +184,43 @@ class Record:
         self.published = True
         self._verdict = verdict
 
-    def index(self) -> dict:
+    def publish_document(self, doc: dict) -> None:
+        """Publish a record that is one JSON document (a drill: no notebook, no site observed) at
+        ``paths.verdict``, whole, like :meth:`publish`."""
+        if self.published:
+            raise RunbookError(f"record {self.run_id} is already published")
+        body = (json.dumps(doc, indent=1) + "\n").encode("utf-8")
+        try:
+            if self._claim_error is not None:
+                raise RunFailed(f"cannot create the record directory under {self.paths.dir.parent}: "
+                                f"{self._claim_error.strerror or self._claim_error}")
+            records.write_atomic(records.paths_in(self.outputs, self._staging, self.runbook).verdict, body)
+            try:
+                os.rename(self._staging, self.paths.dir)
+            except OSError as exc:
+                raise RunFailed(f"cannot publish the record as {self.paths.dir}: {exc.strerror or exc}") from None
+            records.fsync_dir(self.paths.dir.parent)
+        except RunFailed:
+            self._remove_staging()
+            raise
+        self.verdict_sha256 = records.sha256_bytes(body)
+        self.published = True
+
+    def index(self, entry: dict | None = None) -> dict:
         """Append the record's index line (hash-chained, its manifest taken from the files now),
-        then apply the retention setting to the others. Raises :class:`RunFailed` when the index
-        cannot be written; a retention failure is only a warning."""
+        then apply the retention setting to the others. ``entry`` is the line of a record that is
+        not a runbook's verdict (a drill's); its checksums are filled in here. Raises
+        :class:`RunFailed` when the index cannot be written; a retention failure is only a warning."""
         if not self.published:
             raise RunbookError(f"record {self.run_id} is not published")
         try:
-            self.entry = records.index_run(self.outputs, self._verdict, self.paths, self._verdict.exit_code(),
-                                           verdict_sha256=self.verdict_sha256, parts=[])
+            if entry is None:
+                self.entry = records.index_run(self.outputs, self._verdict, self.paths, self._verdict.exit_code(),
+                                               verdict_sha256=self.verdict_sha256, parts=[])
+            else:
+                self.entry = {**entry, "kind": self.kind, "verdict_sha256": self.verdict_sha256,
+                              "manifest_sha256": records.record_manifest_sha256(self.paths.dir)}
+                records.append_index(self.outputs, self.entry)
         except OSError as exc:
             raise RunFailed(f"{exc.strerror or exc}") from None
         self._apply_retention()

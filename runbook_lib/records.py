@@ -526,6 +526,12 @@ def entry_from_record(outputs: Path, directory: Path) -> dict | None:
         if any(d.get("provenance") for d in docs.values()):
             return None  # only parts of an incident whose summary is not written (yet)
         main = sorted(docs)[0]  # a record from before provenance: one runbook per directory
+    if docs[main].get("kind") == "drill":  # a drill's record (runbook_lib/drill.py), not a runbook's verdict
+        from .drill import index_entry as drill_entry
+
+        return {**drill_entry(outputs, directory / f"{main}.json", docs[main]), "kind": "drill",
+                "verdict_sha256": sha256_file(directory / f"{main}.json"),
+                "manifest_sha256": record_manifest_sha256(directory)}
     verdict = Verdict.from_dict(docs[main])
     paths = paths_in(outputs, directory, main)
     return index_entry(verdict, paths, verdict.exit_code(), verdict_sha256=sha256_file(paths.verdict),

@@ -72,6 +72,17 @@ def load_scenario(name_or_path: str | Path | None) -> dict:
     return validate_scenario(doc, str(path))
 
 
+def scenario_causes() -> dict[str, str | None]:
+    """Each shipped scenario's ``cause`` by name, read without validating the whole scenario (a
+    drill draws among them; the test suite validates every shipped scenario)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    out = {}
+    for name, path in list_scenarios().items():
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+        out[name] = doc.get("cause") if isinstance(doc, dict) else None
+    return out
+
+
 def validate_scenario(doc: Any, source: str = "scenario") -> dict:
     if not isinstance(doc, dict):
         raise ScenarioError(f"{source}: expected a mapping with name, summary, expect, changes")
@@ -145,12 +156,16 @@ def scenario_state(scenario: dict) -> dict:
 _PLACEHOLDER = re.compile(r"\$\{([a-z_]+)(?::([A-Za-z0-9_.-]+))?\}")
 
 
-def fill(obj: Any, values: dict[str, Any], *, strict: bool = False) -> Any:
-    """Replace ``${name}`` / ``${name:arg}`` placeholders. A whole-string placeholder keeps its type."""
+def fill(obj: Any, values: dict[str, Any], *, strict: bool = False, named_secrets: bool = True) -> Any:
+    """Replace ``${name}`` / ``${name:arg}`` placeholders. A whole-string placeholder keeps its type.
+
+    A new ``${secret:NAME}`` becomes ``CANARY-NAME-<hex>``; with ``named_secrets=False`` (a drill's
+    twin) ``CANARY-<hex>``, so that a value does not tell what the scenario made of it (a stale token).
+    """
     if isinstance(obj, dict):
-        return {k: fill(v, values, strict=strict) for k, v in obj.items()}
+        return {k: fill(v, values, strict=strict, named_secrets=named_secrets) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [fill(v, values, strict=strict) for v in obj]
+        return [fill(v, values, strict=strict, named_secrets=named_secrets) for v in obj]
     if not isinstance(obj, str) or "${" not in obj:
         return obj
 
@@ -161,7 +176,8 @@ def fill(obj: Any, values: dict[str, Any], *, strict: bool = False) -> Any:
         if m.group(1) == "ago" and "now" in values:
             return int(values["now"]) - int(m.group(2) or 0)
         if m.group(1) == "secret":
-            values[key] = f"CANARY-{m.group(2)}-{secrets.token_hex(8)}"
+            label = f"{m.group(2)}-" if named_secrets else ""
+            values[key] = f"CANARY-{label}{secrets.token_hex(8)}"
             return values[key]
         if strict:
             raise ScenarioError(f"unknown placeholder ${{{key}}}")

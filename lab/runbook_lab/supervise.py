@@ -3,7 +3,8 @@
 The twin runs as ``python -m runbook_lab serve --dir DIR`` in a session of its own; DIR holds its
 pid file, its log and, once it serves, ``ready`` (``{"site": ..., "pid": ...}``). A pid is taken
 for the twin only while ``/proc`` shows a live process running this package, so a recycled pid is
-never signalled.
+never signalled. A drill's twin (``up(..., hidden=True)``) gets its scenario on standard input, not
+on its command line, and its ready file says ``"hidden": true`` instead of naming the scenario.
 """
 
 from __future__ import annotations
@@ -72,10 +73,13 @@ def _starting_pid(d: Path) -> int | None:
     return pid if _alive(pid) else None
 
 
-def up(d: Path, scenario: str | None = None) -> dict:
-    """Start ``python -m runbook_lab serve`` detached; wait for it to be ready."""
+def up(d: Path, scenario: str | None = None, *, hidden: bool = False) -> dict:
+    """Start ``python -m runbook_lab serve`` detached; wait for it to be ready. ``hidden``: a drill's
+    twin, told its scenario through a pipe (see ``__main__``)."""
     twin = running(d)
     if twin is not None:
+        if twin.get("hidden"):
+            raise LabBusy(f"a drill's twin is running (pid {twin['pid']}); end the drill with `runbook drill stop`")
         raise LabBusy(f"a lab twin is already running (pid {twin['pid']}, site {twin['site']}); "
                          "stop it with `runbook lab down`")
     if _starting_pid(d) is not None:
@@ -84,12 +88,20 @@ def up(d: Path, scenario: str | None = None) -> dict:
     _clear_state(d)
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "runbook_lab", "serve", "--dir", str(d)]
-    if scenario:
+    if hidden:
+        argv.append("--hidden")
+    elif scenario:
         argv += ["--scenario", scenario]
     log_path = d / "twin.log"
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE if hidden else subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    if hidden:
+        try:
+            with proc.stdin:
+                proc.stdin.write(f"{scenario or ''}\n".encode())
+        except BrokenPipeError:
+            pass  # it exited at once: said below, with its log
     _pid_file(d).write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:

@@ -34,6 +34,8 @@ HOST_ROLES = ("provider", "omni")
 OMNICTL_KEY = "omnictl_key"  # the secret the runbooks' omnictl uses (not the provider's key)
 RUNBOOK_TOKEN = "runbook@pve!audit"
 FIX_TOKEN = "recovery@pve!fix"  # the site's fix token (guarded fixes only), where the model has it
+RUNBOOK_TOKEN_SECRET, FIX_TOKEN_SECRET = "pve_runbook_token", "pve_fix_token"
+SITE_SECRETS = (OMNICTL_KEY, RUNBOOK_TOKEN_SECRET, FIX_TOKEN_SECRET)  # the secret files the site file names
 
 
 def _hostport(url: str) -> str:
@@ -44,8 +46,12 @@ def _hostport(url: str) -> str:
 class Twin:
     """A running lab site. Use as a context manager or call :meth:`start` / :meth:`stop`."""
 
-    def __init__(self, scenario: str | Path | dict | None = None, workdir: str | Path | None = None):
+    def __init__(self, scenario: str | Path | dict | None = None, workdir: str | Path | None = None, *,
+                 hidden: bool = False):
         self.scenario = scenario if isinstance(scenario, dict) else load_scenario(scenario)
+        # a drill's twin (``hidden``): nothing it writes names the scenario (site file header, secret
+        # file names, canary values); the state it serves still shows the failure, by design
+        self.hidden = hidden
         self._own_dir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="runbook-lab-"))
         self.site_file = self.workdir / "site.yaml"
@@ -68,6 +74,9 @@ class Twin:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def _fill(self, obj, values: dict, *, strict: bool = False):
+        return fill(obj, values, strict=strict, named_secrets=not self.hidden)
+
     def _run(self, coro, timeout: float = 30):
         return self._loop.run(coro, timeout)
 
@@ -83,8 +92,8 @@ class Twin:
         try:
             now = time.time()
             values: dict[str, Any] = {"now": int(now)}
-            state = fill(scenario_state(self.scenario), values)  # secrets and ${now}; URLs come later
-            fill(f"${{secret:{OMNICTL_KEY}}}", values)  # the runbooks' own omnictl key
+            state = self._fill(scenario_state(self.scenario), values)  # secrets and ${now}; URLs come later
+            self._fill(f"${{secret:{OMNICTL_KEY}}}", values)  # the runbooks' own omnictl key
             self.now = now
             ca = CA.create(self.workdir / "pki")
             self.ca_file = Path(ca.cert_path)
@@ -98,7 +107,7 @@ class Twin:
             self.omni = self._run(start_omni(state["omni"], ca=ca, log=self.log, latency=latency["api"]))
             values["omni_url"] = self.omni.url
             self.kube = self._start_kubernetes(state.get("kubernetes") or {}, ca, values)
-            self.state = state = fill(state, values, strict=True)
+            self.state = state = self._fill(state, values, strict=True)
             self.secrets = {k[len("secret:"):]: v for k, v in values.items() if k.startswith("secret:")}
 
             targets = {_hostport(self.omni.url): "omni"}
@@ -152,8 +161,8 @@ class Twin:
 
         if not model:
             return None
-        accepted = fill("${secret:kube_token}", values)
-        given = accepted if model.get("token", "valid") == "valid" else fill("${secret:kube_token_stale}", values)
+        accepted = self._fill("${secret:kube_token}", values)
+        given = accepted if model.get("token", "valid") == "valid" else self._fill("${secret:kube_token_stale}", values)
         server = self._run(start_kube(model, ca=ca, log=self.log, token=accepted, now=values["now"],
                                       name=self.KUBE_CLUSTER, latency=self.latency["api"]))
         write_kubeconfig(self.workdir / "kubeconfig", server=server.url, ca_file=Path(ca.cert_path),
@@ -193,9 +202,13 @@ class Twin:
         return key.export_public_key().decode().strip()
 
     def _write_secrets(self) -> None:
+        """One file per canary secret; a drill's twin writes only those its site file names (a file
+        called ``stale_provider_token`` would give the scenario away)."""
         d = self.workdir / "secrets"
         d.mkdir(mode=0o700, exist_ok=True)
         for name, value in self.secrets.items():
+            if self.hidden and name not in SITE_SECRETS:
+                continue
             p = d / name
             p.write_text(value + "\n")
             os.chmod(p, 0o600)
@@ -251,7 +264,7 @@ class Twin:
             site["proxmox"][name] = {
                 "endpoints": list(cluster.endpoints),
                 "token_id": RUNBOOK_TOKEN,
-                "token_secret": f"file:{w / 'secrets' / 'pve_runbook_token'}",
+                "token_secret": f"file:{w / 'secrets' / RUNBOOK_TOKEN_SECRET}",
                 "ca_file": str(self.ca_file),
                 "connect_timeout": 3,
                 "read_timeout": 10,
@@ -259,7 +272,8 @@ class Twin:
             }
             if FIX_TOKEN in ((self.state.get("proxmox") or {}).get("clusters", {}).get(name, {}).get("tokens") or {}):
                 site["proxmox"][name].update(fix_token_id=FIX_TOKEN,
-                                             fix_token_secret=f"file:{w / 'secrets' / 'pve_fix_token'}")
-        header = (f"# Site file of a runbook lab twin (scenario: {self.scenario['name']}).\n"
+                                             fix_token_secret=f"file:{w / 'secrets' / FIX_TOKEN_SECRET}")
+        which = "a drill: the scenario is not named" if self.hidden else f"scenario: {self.scenario['name']}"
+        header = (f"# Site file of a runbook lab twin ({which}).\n"
                   "# Written by runbook_lab; every address is on loopback, every secret a canary.\n")
         self.site_file.write_text(header + yaml.safe_dump(site, sort_keys=False))
