@@ -106,7 +106,7 @@ class Port:
         return f"{self.number}" + (f" ({self.name}/{self.protocol})" if self.name else f"/{self.protocol}")
 
 
-def _types(policy: dict) -> list[str]:
+def policy_types(policy: dict) -> list[str]:
     """``policyTypes``, defaulted as the API does: Ingress, plus Egress when egress rules exist."""
     if policy.get("types"):
         return list(policy["types"])
@@ -168,13 +168,13 @@ def connection_verdict(src: dict, dst: dict, port: Port, policies: list[dict],
     """
     reasons: list[str] = []
     denying: list[str] = []
-    ingress = [p for p in policies if "Ingress" in _types(p) and selects(p.get("pod_selector"), dst.get("labels"))]
+    ingress = [p for p in policies if "Ingress" in policy_types(p) and selects(p.get("pod_selector"), dst.get("labels"))]
     if ingress and not any(_rule_allows(p.get("ingress"), "from", src, port, ns_labels) for p in ingress):
         names = [p["name"] for p in ingress]
         denying += names
         reasons.append(f"ingress to {dst['name']} is limited by {', '.join(names)}, and none allows "
                        f"{src['name']} on port {port}")
-    egress = [p for p in policies if "Egress" in _types(p) and selects(p.get("pod_selector"), src.get("labels"))]
+    egress = [p for p in policies if "Egress" in policy_types(p) and selects(p.get("pod_selector"), src.get("labels"))]
     if egress and not any(_rule_allows(p.get("egress"), "to", dst, port, ns_labels) for p in egress):
         names = [p["name"] for p in egress]
         denying += names
