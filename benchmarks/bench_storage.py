@@ -81,7 +81,7 @@ def analysis(ev) -> int:
 
     cel.compile_selector.cache_clear()
     findings = run_checks("storage", ev)
-    rows = len(storage.outcome_table(ev))
+    rows = len(storage.outcomes(ev))
     for subject in subjects(ev):
         rows += len(storage.pick_table(subject.text, ev.get("storages")))
     assert findings

@@ -1,8 +1,10 @@
 """The cause catalog (``catalog.yaml`` beside this module): every finding id, as data.
 
-The list of sections, each section's ids, the runbook pages' tables, scenario validation and
-the causal links between findings all come from here; the checks register one function per id
-and a test holds the two together.
+The list of sections, each section's ids, the runbook pages' tables, scenario validation, the
+causal links between findings and each section's symptoms (what an operator sees, and the
+findings that answer it) all come from here; the checks register one function per id and a test
+holds the two together. ``python -m runbook_lib.catalog`` writes the tables into the runbook
+pages and the symptoms into the notebooks' first cells; tests check both are current.
 """
 
 from __future__ import annotations
@@ -27,10 +29,25 @@ class Cause:
 
 
 @dataclass(frozen=True)
+class Symptom:
+    """What an operator sees, in the catalog's words, and the findings that answer it."""
+
+    section: str
+    text: str
+    findings: tuple[str, ...]  # ids of the section itself
+    elsewhere: tuple[str, ...] = ()  # ids of other sections that answer it too
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        return self.findings + self.elsewhere
+
+
+@dataclass(frozen=True)
 class Catalog:
     layers: tuple[str, ...]
     guide: dict[str, str]  # section -> the guide's heading
     causes: dict[str, Cause]  # id -> cause, in catalog order
+    symptoms: dict[str, tuple[Symptom, ...]] = field(default_factory=dict)  # section -> its symptoms
 
     @property
     def sections(self) -> tuple[str, ...]:
@@ -70,7 +87,37 @@ def parse(doc: dict) -> Catalog:
     cycle = _cycle(causes)
     if cycle:
         raise CatalogError("the causal links go round in a circle: " + " -> ".join(cycle))
-    return Catalog(layers, guide, causes)
+    symptoms = {section: tuple(_symptom(section, entry, causes) for entry in body.get("symptoms") or ())
+                for section, body in doc["sections"].items()}
+    return Catalog(layers, guide, causes, symptoms)
+
+
+SYMPTOM_KEYS = ("symptom", "findings", "elsewhere")
+
+
+def _symptom(section: str, entry: dict, causes: dict[str, Cause]) -> Symptom:
+    """One symptom, checked: its ids exist, ``findings`` are the section's own, ``elsewhere`` another's."""
+    text = str(entry.get("symptom") or "").strip()
+    where = f"symptom {text!r} of section {section}" if text else f"a symptom of section {section}"
+    if not text:
+        raise CatalogError(f"{where} has no text ('symptom:')")
+    extra = sorted(set(entry) - set(SYMPTOM_KEYS))
+    if extra:
+        raise CatalogError(f"{where}: unknown key(s) {', '.join(extra)} (a symptom has {', '.join(SYMPTOM_KEYS)})")
+    findings, elsewhere = tuple(entry.get("findings") or ()), tuple(entry.get("elsewhere") or ())
+    if not findings + elsewhere:
+        raise CatalogError(f"{where} names no finding that answers it")
+    for fid in findings + elsewhere:
+        if fid not in causes:
+            raise CatalogError(f"{where} names unknown id {fid}")
+    for fid in findings:
+        if causes[fid].section != section:
+            raise CatalogError(f"{where}: {fid} belongs to section {causes[fid].section}; "
+                               "list another section's ids under 'elsewhere'")
+    for fid in elsewhere:
+        if causes[fid].section == section:
+            raise CatalogError(f"{where}: {fid} is this section's own; list it under 'findings'")
+    return Symptom(section, text, findings, elsewhere)
 
 
 def _cycle(causes: dict[str, Cause]) -> list[str]:
@@ -121,14 +168,82 @@ def page_block(section: str) -> str:
     return f"{BEGIN}\n## The findings in the cause catalog\n\n{table(section)}\n{END}"
 
 
+# --- the symptoms: in the runbook pages and the notebooks' first cells -----------------------------
+
+NOTEBOOKS = PAGES.parent.parent / "notebooks"
+SYMPTOMS_BEGIN = "<!-- symptoms:begin (written by `python -m runbook_lib.catalog`) -->"
+SYMPTOMS_END = "<!-- symptoms:end -->"
+TRIAGE = "triage"  # the runbook that runs every section: its first cell lists every section's symptoms
+
+
+def _ids(ids: tuple[str, ...]) -> str:
+    return ", ".join(f"`{i}`" for i in ids)
+
+
+def symptom_table(section: str) -> str:
+    """The section's symptoms as a Markdown table: each with the findings that answer it (other
+    sections' with their runbook)."""
+    rows = ["| symptom | the findings that answer it |", "|---|---|"]
+    for s in load().symptoms.get(section, ()):
+        answers = [_ids(s.findings)] if s.findings else []
+        answers += [f"`{i}` (runbook {load()[i].section})" for i in s.elsewhere]
+        rows.append(f"| {s.text} | {', '.join(answers)} |")
+    return "\n".join(rows)
+
+
+def symptom_overview() -> str:
+    """Every section's symptoms, one row per runbook (what the triage answers)."""
+    rows = ["| runbook | symptoms it answers |", "|---|---|"]
+    rows += [f"| {section} | {'<br>'.join(s.text for s in symptoms)} |"
+             for section, symptoms in load().symptoms.items() if symptoms]
+    return "\n".join(rows)
+
+
+def symptoms_block(name: str, *, heading: str = "") -> str:
+    """The generated block: a section's symptom table, or for the triage every section's."""
+    body = symptom_overview() if name == TRIAGE else symptom_table(name)
+    return f"{SYMPTOMS_BEGIN}\n{heading + chr(10) + chr(10) if heading else ''}{body}\n{SYMPTOMS_END}"
+
+
+def page_symptoms_block(section: str) -> str:
+    return symptoms_block(section, heading="## Symptoms, and the findings that answer them")
+
+
+def _with_block(text: str, block: str, begin: str, end: str, insert_at: int) -> str:
+    """``text`` with the block between ``begin`` and ``end`` replaced, or inserted at ``insert_at``."""
+    if begin in text:
+        return text[: text.index(begin)] + block + text[text.index(end) + len(end):]
+    return text[:insert_at].rstrip() + "\n\n" + block + "\n\n" + text[insert_at:].lstrip()
+
+
+def _before_first_heading(text: str) -> int:
+    at = text.find("\n## ")
+    return len(text) if at < 0 else at + 1
+
+
+def _after_first_paragraph(text: str) -> int:
+    at = text.find("\n\n")
+    return len(text) if at < 0 else at
+
+
+def with_symptoms(name: str, first_cell: str) -> str:
+    """A notebook's first (markdown) cell with its symptoms block current."""
+    return _with_block(first_cell, symptoms_block(name), SYMPTOMS_BEGIN, SYMPTOMS_END,
+                       _after_first_paragraph(first_cell)).rstrip()
+
+
 def write_pages(pages: Path = PAGES) -> list[Path]:
-    """Put (or refresh) each section's table at the end of its runbook page."""
+    """Put (or refresh) each section's symptoms before the first heading of its runbook page, and
+    its findings table at the end."""
     written = []
     for section in load().sections:
         page = pages / f"{section}.md"
         if not page.is_file():
             continue
         text = page.read_text(encoding="utf-8")
+        if load().symptoms.get(section):
+            text = _with_block(text, page_symptoms_block(section), SYMPTOMS_BEGIN, SYMPTOMS_END,
+                               _before_first_heading(text))
         if BEGIN in text:
             text = text[: text.index(BEGIN)].rstrip() + "\n\n" + page_block(section) + text[text.index(END) + len(END):]
         else:
@@ -138,6 +253,24 @@ def write_pages(pages: Path = PAGES) -> list[Path]:
     return written
 
 
+def write_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
+    """Refresh the symptoms block in the first cell of each section's notebook and the triage's."""
+    import nbformat
+
+    written = []
+    for name in (*load().sections, TRIAGE):
+        path = folder / f"{name}.ipynb"
+        if not path.is_file():
+            continue
+        nb = nbformat.read(path, as_version=4)
+        fresh = with_symptoms(name, nb.cells[0].source)
+        if fresh != nb.cells[0].source:
+            nb.cells[0].source = fresh
+            nbformat.write(nb, path)
+            written.append(path)
+    return written
+
+
 if __name__ == "__main__":
-    for path in write_pages():
+    for path in write_pages() + write_notebooks():
         print(f"wrote {path.name}")

@@ -20,6 +20,7 @@ expects (:class:`ParameterError`, exit 3).
 from __future__ import annotations
 
 import ast
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,6 +77,26 @@ def declared(nb_path: str | Path) -> dict[str, Param]:
         annotation = (spec.get("inferred_type_name") or "None").strip()
         out[name] = _param(name, annotation, default, spec.get("help") or "")
     return out
+
+
+def names(nb_path: str | Path) -> list[str]:
+    """The names a notebook's ``parameters`` cell declares, in order, read without papermill (a
+    kernel asks at the start of every run; :func:`declared` gives their types and help)."""
+    nb = json.loads(Path(nb_path).read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code" and "parameters" in (cell.get("metadata") or {}).get("tags", []):
+            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            out: list[str] = []
+            for node in ast.parse(source).body:
+                if isinstance(node, ast.AnnAssign):
+                    targets = [node.target]
+                elif isinstance(node, ast.Assign):
+                    targets = node.targets
+                else:
+                    continue
+                out += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in out]
+            return out
+    return []
 
 
 def _param(name: str, annotation: str, default: Any, help: str) -> Param:

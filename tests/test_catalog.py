@@ -61,3 +61,63 @@ def test_a_scenario_names_its_cause_among_what_it_expects():
             validate_scenario({**base, "cause": cause})
     with pytest.raises(ScenarioError, match="no 'cause'"):
         validate_scenario({**base, "expect": [], "cause": "provider.key_invalid"})
+
+
+@pytest.mark.parametrize("section", catalog.load().sections)
+def test_every_finding_answers_a_symptom_of_its_section(section):
+    """The symptom map is complete: an operator who sees something reaches every finding from it."""
+    symptoms = catalog.load().symptoms[section]
+    assert symptoms, f"{section} lists no symptoms"
+    answered = {fid for s in symptoms for fid in s.findings}
+    assert set(catalog.load().ids(section)) - answered == set()
+
+
+@pytest.mark.parametrize("section", catalog.load().sections)
+def test_each_runbook_page_carries_its_symptoms(section):
+    page = (catalog.PAGES / f"{section}.md").read_text(encoding="utf-8")
+    assert catalog.page_symptoms_block(section) in page, "run `python -m runbook_lib.catalog` to refresh the page"
+
+
+def symptoms(*entries) -> dict:
+    d = doc(**{"a.x": {}, "a.y": {}})
+    d["sections"]["b"] = {"guide": "B", "layer": "omni", "findings": {"b.z": {"means": "m", "decided_by": "d"}}}
+    d["sections"]["a"]["symptoms"] = list(entries)
+    return d
+
+
+def test_a_broken_symptom_is_refused_with_the_reason():
+    parsed = catalog.parse(symptoms({"symptom": "it hurts", "findings": ["a.x"], "elsewhere": ["b.z"]}))
+    assert parsed.symptoms["a"][0].answers == ("a.x", "b.z") and parsed.symptoms["b"] == ()
+    with pytest.raises(catalog.CatalogError, match="'it hurts' of section a names unknown id a.nope"):
+        catalog.parse(symptoms({"symptom": "it hurts", "findings": ["a.nope"]}))
+    with pytest.raises(catalog.CatalogError, match="b.z belongs to section b; list another section's ids under"):
+        catalog.parse(symptoms({"symptom": "it hurts", "findings": ["b.z"]}))
+    with pytest.raises(catalog.CatalogError, match="a.x is this section's own; list it under 'findings'"):
+        catalog.parse(symptoms({"symptom": "it hurts", "elsewhere": ["a.x"]}))
+    with pytest.raises(catalog.CatalogError, match="names no finding that answers it"):
+        catalog.parse(symptoms({"symptom": "it hurts"}))
+    with pytest.raises(catalog.CatalogError, match="has no text"):
+        catalog.parse(symptoms({"findings": ["a.x"]}))
+    with pytest.raises(catalog.CatalogError, match="unknown key"):
+        catalog.parse(symptoms({"symptom": "it hurts", "finding": ["a.x"]}))
+
+
+def test_the_symptom_tables_name_other_sections_runbooks():
+    table = catalog.symptom_table("provider")
+    assert table.startswith("| symptom | the findings that answer it |")
+    assert "`health.omni_services` (runbook health)" in table
+    overview = catalog.symptoms_block(catalog.TRIAGE)
+    assert all(f"| {section} |" in overview for section in catalog.load().sections)
+
+
+def test_the_symptoms_block_is_written_once_and_kept_current(tmp_path):
+    import nbformat
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Storage\n\nWhat it is for.\n\nHow it works.")])
+    nbformat.write(nb, folder / "storage.ipynb")
+    assert catalog.write_notebooks(folder) == [folder / "storage.ipynb"]
+    first = nbformat.read(folder / "storage.ipynb", as_version=4).cells[0].source
+    assert first.startswith("# Storage\n\n" + catalog.symptoms_block("storage")) and first.endswith("How it works.")
+    assert catalog.write_notebooks(folder) == []  # current: nothing to write

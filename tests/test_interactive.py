@@ -12,7 +12,10 @@ import papermill
 import pytest
 
 from runbook_lab.twin import Twin
+from runbook_lib import fixes, parameters, runner
+from runbook_lib.errors import RunbookError
 from runbook_lib.kernel import ensure_kernel
+from runbook_lib.verdict import Finding, Verdict
 
 pytestmark = pytest.mark.runbook
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "provider.ipynb"
@@ -28,6 +31,11 @@ def execute(site_file, out: Path, headless: bool) -> dict:
     nb = json.loads(out.read_text())
     nb["verdict"] = json.loads(verdict.read_text())
     return nb
+
+
+def defaults(runbook: str) -> dict:
+    """What a notebook's namespace holds after its parameters cell ran unchanged."""
+    return {name: p.default for name, p in parameters.declared(runner.notebook_path(runbook)).items()}
 
 
 def outputs(nb: dict, mime: str) -> list[int]:
@@ -78,7 +86,7 @@ def test_the_forms_site_file_field_loads_that_site(tmp_path, monkeypatch, capsys
     first.write_text(site.format(name="first"))
     second.write_text(site.format(name="second"))
     monkeypatch.setenv("RUNBOOK_SITE", str(first))
-    run = nb.start("provider", nb.Parameters(site_file="", headless=False, run_id="", verdict_path=""))
+    run = nb.start("provider", {**defaults("provider"), "headless": False})
     assert run.load_site().name == "first"
     form = run.params.form()  # what JupyterLab shows (start showed one too)
     (field,) = [c for c in form.children if getattr(c, "description", "") == "site_file"]
@@ -86,3 +94,100 @@ def test_the_forms_site_file_field_loads_that_site(tmp_path, monkeypatch, capsys
     assert run.site.name == "second" and run.params.site_file == str(second)
     field.value = str(tmp_path / "missing.yaml")  # a wrong path is said, the site in use stays
     assert run.site.name == "second"
+
+
+# --- the notebook API (runbook_lib/notebook.py) -----------------------------------------------------
+
+def headless_run(runbook: str, **values):
+    from runbook_lib import notebook as nb
+
+    return nb.start(runbook, {**defaults(runbook), "headless": True, **values})
+
+
+def test_a_run_takes_the_declared_parameters_from_the_notebooks_namespace():
+    from runbook_lib import notebook as nb
+
+    leftovers = {"sections": "provider", "In": [], "get_ipython": print}  # a shared kernel ran triage before
+    run = nb.start("provider", {**defaults("provider"), **leftovers, "log_tail": 200, "headless": True})
+    assert list(run.params.as_dict()) == parameters.names(runner.notebook_path("provider"))
+    assert run.params.log_tail == 200
+    with pytest.raises(RunbookError, match="run the parameters cell first: log_tail, log_since"):
+        nb.start("provider", {"site_file": "", "headless": True})
+
+
+def test_the_gather_options_follow_the_form():
+    from runbook_lib.gather import provider
+
+    run = headless_run("provider", log_tail=300)
+    assert run.options(provider.Options).log_tail == 300
+    run.params.set("log_tail", 0)  # what the form does
+    run.params.set("try_provider_login", False)
+    opts = run.options(provider.Options)
+    assert opts.log_tail is None and opts.try_provider_login is False
+
+
+def test_the_calls_table_has_the_same_columns_everywhere():
+    from runbook_lib import notebook as nb
+    from runbook_lib.calls import Call
+
+    run = headless_run("omnictl")
+    run.calls.add(Call("omnictl", "get clusters", write=False))
+    run.calls.add(Call("kubernetes homelab", "DELETE NetworkPolicy argocd/deny", write=True))
+    assert list(run.calls_table().columns) == nb.CALL_COLUMNS and len(run.calls_table()) == 2
+    assert list(run.calls_table(writes=True)["action"]) == ["DELETE NetworkPolicy argocd/deny"]
+
+
+def test_next_steps_name_the_fix_and_the_plan():
+    from runbook_lib import notebook as nb
+
+    plan = fixes.Plan("argocd.stale_error_cache", "Restart", (fixes.Change("kubernetes homelab", "restart",
+                                                                             "StatefulSet", "c", "argocd"),),
+                      ("argocd.stale_error_cache",))
+    verdict = Verdict("argocd", [Finding("argocd.stale_error_cache", "problem", "cached", fix="Restart it."),
+                                 Finding("argocd.endpoints_none", "ok", "fine")])
+    assert nb.next_steps(verdict, [plan], "runbook run argocd") == [
+        "argocd.stale_error_cache: Restart it.",
+        f"  or apply plan {plan.id}: runbook run argocd -p apply_fix {plan.id}"]
+    assert nb.next_steps(Verdict("argocd", [])) == ["Nothing to fix."]
+
+
+def test_finish_closes_what_the_run_opened_and_offers_the_plans(tmp_path):
+    class Client:
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    run = headless_run("argocd", verdict_path=str(tmp_path / "v.json"))
+    client = run.closing(Client())
+    assert run.closing(None) is None
+    plan = fixes.Plan("argocd.stale_error_cache", "Restart", (fixes.Change("kubernetes homelab", "restart",
+                                                                             "StatefulSet", "c", "argocd"),),
+                      ("argocd.stale_error_cache",))
+    findings = [Finding("argocd.stale_error_cache", "problem", "cached", fix="Restart it.")]
+    record = fixes.FixRecord(requested="", reason="no fix requested")
+    verdict = run.finish(findings, plans=[plan], record=record)
+    assert client.closed
+    assert f"runbook run argocd -p apply_fix {plan.id}" in verdict.findings[0].fix
+    assert (tmp_path / "v.json").is_file()
+
+
+def test_a_refused_fix_fails_the_run_after_the_verdict():
+    run = headless_run("recovery")
+    run.fail_if_refused(fixes.FixRecord(requested=""))
+    with pytest.raises(fixes.FixRefused, match="names no plan"):
+        run.fail_if_refused(fixes.FixRecord(requested="x-1", refused=True, reason="apply_fix=x-1 names no plan"))
+
+
+def test_a_figure_is_shown_once_and_closed():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from runbook_lib import notebook as nb
+
+    figure, _ = plt.subplots()
+    nb.show_figure(figure)
+    nb.show_figure(None)
+    assert plt.get_fignums() == []

@@ -6,13 +6,17 @@ asked in parallel, and every failure is kept as the reason a piece of evidence i
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import typing
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Any, Callable, Mapping, TypeVar
 
 from ..calls import CallLog
 from ..evidence import Evidence
 from ..site import Site
+
+T = TypeVar("T")
 
 
 def in_parallel(ev: Evidence, groups: dict[str, Callable[[Evidence], None]], progress=None) -> Evidence:
@@ -45,3 +49,34 @@ def section(name: str, site: Site, calls: CallLog, progress: Callable[[str], Non
     if name == "argocd":  # ArgoCD's gathering first picks the site's Kubernetes cluster
         return module.gather_site(site, calls, progress=progress)[1]
     return module.gather(site, calls, progress=progress)
+
+
+def options(cls: type[T], parameters: Mapping[str, Any]) -> T:
+    """A section's ``Options`` (a dataclass) filled from the notebook parameters of the same names.
+
+    A field no parameter names keeps its default. A field typed ``X | None`` reads an empty
+    parameter (``""`` or ``0``) as ``None``: no limit. Other ``int``, ``float`` and ``str`` fields
+    are converted to their type. The names in the class's ``LIMITS`` (the checks' limits a notebook
+    may change) go into its ``limits`` dict.
+    """
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {f.name: _as(hints[f.name], f.name, parameters[f.name])
+                              for f in dataclasses.fields(cls) if f.name in parameters}
+    limits = {name: parameters[name] for name in getattr(cls, "LIMITS", ()) if name in parameters}
+    if limits:
+        values["limits"] = limits
+    return cls(**values)
+
+
+def _as(hint: Any, name: str, value: Any) -> Any:
+    kinds = typing.get_args(hint) or (hint,)
+    if type(None) in kinds:
+        if not value:
+            return None
+        kinds = tuple(k for k in kinds if k is not type(None))
+    kind = kinds[0] if len(kinds) == 1 else None
+    if kind is bool and not isinstance(value, bool):
+        raise TypeError(f"option {name} must be true or false, got {value!r}")
+    if kind in (int, float, str):
+        return kind(value)
+    return value

@@ -8,7 +8,7 @@ What is read, in parallel:
   Omni serves them.
 
 Each log is streamed through a :class:`LogDigest`, so memory and the record stay bounded whatever
-the log's size: it keeps the last ``keep`` lines (redacted, long lines cut), counts lines and
+the log's size: it keeps the last ``keep_lines`` lines (redacted, long lines cut), counts lines and
 bytes, counts lines by level, and counts error lines by message (numbers, ids and addresses
 folded, so one recurring error is one row).
 
@@ -55,7 +55,7 @@ class Options:
     since: str | None = "1h"  # docker --since: a duration (10m, 2h) or an RFC 3339 time
     until: str | None = None  # docker --until (None: now)
     max_lines: int = 20000  # lines read per container at most (docker --tail)
-    keep: int = 200  # lines kept in the record per component (the last ones)
+    keep_lines: int = 200  # lines kept in the record per component (the last ones)
     machine_logs: bool = True  # ask Omni for each machine's log
     machine_limit: int = 10
     machine_tail: int = 500  # omnictl machine-logs --tail
@@ -132,7 +132,7 @@ def gather(site: Site, calls: CallLog, options: Options | None = None,
            progress: Callable[[str], None] | None = None) -> Evidence:
     opts = options or Options()
     ev = Evidence()
-    ev.put("window", {"since": opts.since, "until": opts.until, "max_lines": opts.max_lines, "keep": opts.keep})
+    ev.put("window", {"since": opts.since, "until": opts.until, "max_lines": opts.max_lines, "keep": opts.keep_lines})
     logs: dict[str, dict] = {}
     groups = {
         "omni host": lambda e: _omni_host(e, site, calls, opts, logs),
@@ -178,7 +178,7 @@ def _omni_host(ev: Evidence, site: Site, calls: CallLog, opts: Options, logs: di
             _read(ev, logs, component, f"docker compose logs {component} ({_window(opts)}) on {spec.label}",
                   lambda d, c=component: docker.compose_logs(
                       host, spec.compose_dir, c, tail=opts.max_lines, since=opts.since, until=opts.until,
-                      timeout=opts.timeout, on_lines=d.feed_lines), opts.keep)
+                      timeout=opts.timeout, on_lines=d.feed_lines), opts.keep_lines)
     finally:
         host.close()
 
@@ -197,7 +197,7 @@ def _provider_host(ev: Evidence, site: Site, calls: CallLog, opts: Options, logs
             return
         _read(ev, logs, "provider", f"docker logs {name} ({_window(opts)}) on {spec.label}",
               lambda d: docker.logs(host, name, tail=opts.max_lines, since=opts.since, until=opts.until,
-                                    timeout=opts.timeout, on_lines=d.feed_lines), opts.keep)
+                                    timeout=opts.timeout, on_lines=d.feed_lines), opts.keep_lines)
     finally:
         host.close()
 
@@ -216,7 +216,7 @@ def _machines(ev: Evidence, site: Site, calls: CallLog, opts: Options, logs: dic
             result = omni.run(["machine-logs", mid, "--tail", str(opts.machine_tail)], timeout=opts.timeout)
             d.feed_lines("stdout", result.stdout.splitlines())
 
-        _read(ev, logs, f"machine {mid}", f"omnictl machine-logs {mid} --tail {opts.machine_tail}", read, opts.keep)
+        _read(ev, logs, f"machine {mid}", f"omnictl machine-logs {mid} --tail {opts.machine_tail}", read, opts.keep_lines)
 
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="machine-logs") as pool:
         list(pool.map(one, ids[:opts.machine_limit]))

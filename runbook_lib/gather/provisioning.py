@@ -17,7 +17,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, ClassVar
 
 from .. import redact
 from ..calls import CallLog
@@ -59,6 +59,9 @@ class Options:
     max_agent_queries: int = 8  # running VMs asked for their addresses through the guest agent
     task_limit: int = 50  # most recent tasks read per node
     limits: dict = field(default_factory=dict)  # the checks' time limits and Talos floor, where not the defaults
+    # the notebook parameters that go into ``limits`` (:func:`runbook_lib.gather.options`)
+    LIMITS: ClassVar[tuple[str, ...]] = ("vm_grace", "join_grace", "stuck_after", "task_stuck_after",
+                                            "min_talos_version")
 
 
 @dataclass

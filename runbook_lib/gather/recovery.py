@@ -16,7 +16,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, ClassVar
 
 from .. import redact
 from ..calls import CallLog
@@ -51,6 +51,8 @@ class Options:
     max_vms: int = 24  # provider VMs whose config and task history are read
     task_limit: int = 50  # tasks read per node and VM
     limits: dict = field(default_factory=dict)  # the checks' limits where they differ (teardown_after, link_after)
+    # the notebook parameters that go into ``limits`` (:func:`runbook_lib.gather.options`)
+    LIMITS: ClassVar[tuple[str, ...]] = ("teardown_after", "link_after")
 
 
 # ------------------------------------------------------------------------------------- Omni

@@ -14,6 +14,7 @@ from ..model.join import join_chain
 from ..model.machineclass import GIB
 from ..model.network import same_segment
 from ..model.privileges import PROVIDER_NEEDS, SDN_NEED, missing_privileges
+from . import or_reason
 
 
 def join_rows(ev: Evidence) -> list[dict]:
@@ -25,7 +26,7 @@ def join_rows(ev: Evidence) -> list[dict]:
              "joined before": "; ".join(r.history) or "-",
              "Talos": r.talos_version or "-", "addresses": ", ".join(r.addresses), "from": r.address_source}
             for r in join_chain(ev.optional)]
-    return rows or [{"request": "none: Omni has requested no machine from this provider"}]
+    return or_reason(rows, ev, "machine_requests", "request", "none: Omni has requested no machine from this provider")
 
 
 def provider_classes(ev: Evidence, provider_id: str) -> list[dict]:
@@ -70,23 +71,49 @@ def capacity_figure(ev: Evidence, provider_id: str):
     return fig
 
 
+def permissions_line(ev: Evidence) -> str:
+    """Whose privileges were read and how, or why they were not."""
+    if not ev.has("permissions"):
+        return f"not read: {ev.error('permissions')}"
+    return f"{ev.get('permissions')['who']}: via {ev.get('permissions')['via']}"
+
+
 def privilege_rows(ev: Evidence) -> list[dict]:
-    """Each thing the provider does in Proxmox, the privilege it needs, and whether it is held."""
+    """Each thing the provider does in Proxmox, the privilege it needs, and whether it is held
+    (none when the privileges could not be read: :func:`permissions_line` says why)."""
+    if not ev.has("permissions"):
+        return []
     perms = ev.get("permissions")
     missing = {(path, privs) for path, privs, _ in missing_privileges(perms["paths"], ev.optional("pve_version"))}
     return [{"path": path, "privilege": " or ".join(privs), "held": (path, privs) not in missing, "needed to": why}
             for path, privs, why in (*PROVIDER_NEEDS, SDN_NEED)]
 
 
+def provision_log_line(ev: Evidence) -> str:
+    """How much of the provider's log was scanned for failed steps, or why it was not read."""
+    if not ev.has("provision_log"):
+        return f"provider log not read: {ev.error('provision_log')}"
+    log = ev.get("provision_log")
+    return f"scanned {log['lines']} log lines ({log['window']}), {log['starts']} start(s) seen"
+
+
 def failure_rows(ev: Evidence) -> list[dict]:
+    """Failed provision steps since the provider last started (none when its log was not read)."""
+    if not ev.has("provision_log"):
+        return []
     log = ev.get("provision_log")
     return [{**f, "ago": human_age(f.get("ago"))} for f in log["failures"]] or [{"request": "no failed step"}]
 
 
 def task_rows(ev: Evidence) -> list[dict]:
     now = ev.optional("now") or 0
-    return [{**t, "age": human_age(now - (t["starttime"] or now))} for t in ev.optional("tasks") or []] \
-        or [{"task": "no running or failed task"}]
+    rows = [{**t, "age": human_age(now - (t["starttime"] or now))} for t in ev.optional("tasks") or []]
+    return or_reason(rows, ev, "tasks", "task", "no running or failed task")
+
+
+def provider_addresses(ev: Evidence) -> str:
+    return "provider host: " + (", ".join(ev.optional("provider_addresses") or [])
+                                or str(ev.error("provider_addresses")))
 
 
 def registration_rows(ev: Evidence) -> list[dict]:
@@ -102,4 +129,4 @@ def registration_rows(ev: Evidence) -> list[dict]:
                      "same segment as the provider": same_segment(host, r.addresses),
                      "tcp 50000": ports.get("50000", "-"), "tcp 50001": ports.get("50001", "-"),
                      "connected to Omni": r.connected})
-    return rows or [{"request": "no running provider VM"}]
+    return or_reason(rows, ev, "vms", "request", "no running provider VM")

@@ -126,7 +126,7 @@ def test_multiple_says_which_pool_wins_and_which_are_shadowed():
 def test_api_order_decides_the_winner():
     items = with_selector(healthy(), "availableSpace > 500000000000u")
     items["storages"]["pve2"] = list(reversed(pools()))
-    rows = storage.outcome_table(Evidence(items))
+    rows = storage.outcomes(Evidence(items))
     takes = {r["node"]: r["takes"] for r in rows if r["selector"] == "machineclass proxmox-worker"}
     assert takes == {"pve1": "local-lvm", "pve2": "vm_ssd", "pve3": "local-lvm"}
 
