@@ -7,11 +7,15 @@
     runbook check [--site FILE | --lab [SCENARIO]] [--junit FILE] [--prometheus FILE] [...]
                                    the health runbook headless, one summary line (for schedulers)
     runbook triage [--site FILE | --lab [SCENARIO]] [...]
-                                   health, then every runbook it points to, as one incident
+                                   every section at once, as one incident: the cause to fix first
     runbook records list [--runbook R] [--status S] [--since D] [--until D] [--finding ID] [--json]
                          [--kind incident|drill|all | --drills]
     runbook records show RUN | html RUN [-o FILE] | diff RUN [OTHER] | verify [RUN...]
     runbook records rebuild | prune [--days N] [--dry-run]
+    runbook records export RUN --scenario FILE
+                                   a record as a regression fixture (tests/incidents/)
+    runbook replay RUN [--json] | replay --all [--since D] [--json]
+                                   today's checks over a record's saved evidence: what changed
     runbook lab up [SCENARIO]      start a twin in the background, print its site file
     runbook lab down               stop it
     runbook lab jupyter [SCENARIO] a twin and JupyterLab on notebooks/; the twin stops with JupyterLab
@@ -26,8 +30,10 @@
 
 Exit status of ``run``, ``check`` and ``triage`` (design.md's contract): 0 no finding is a
 problem, 1 only unknowns, 2 at least one problem, 3 the run itself failed or could not start.
-``records verify`` exits 2 when a record changed. Mistakes the user can make (a bad site file, an
-unknown runbook, scenario or run) print one message on stderr, no traceback, exit 3.
+``replay RUN`` exits as ``run`` would for today's verdict; ``replay --all`` exits 2 when a
+record's verdict differs today. ``records verify`` exits 2 when a record changed. Mistakes the
+user can make (a bad site file, an unknown runbook, scenario or run) print one message on
+stderr, no traceback, exit 3.
 """
 
 from __future__ import annotations
@@ -422,6 +428,51 @@ def cmd_records_prune(args) -> int:
     return EXIT_OK
 
 
+def cmd_records_export(args) -> int:
+    """A record as a regression fixture the test suite picks up (tests/incidents/)."""
+    from . import archive, replay
+
+    outputs = _outputs(args)
+    fx = replay.export(outputs, archive.find(outputs, args.run), Path(args.scenario))
+    print(args.scenario)
+    print(f"expects {', '.join(fx['expect']) or 'no problem'}; fix first {fx['cause'] or '-'}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_replay(args) -> int:
+    """Today's checks over a record's saved evidence (``--all``: every record, one line for each
+    that differs). Contacts no system."""
+    from . import archive, replay
+
+    outputs = _outputs(args)
+    if not args.all:
+        if not args.run:
+            raise UsageError("give a run id (or a unique prefix of one, or 'last'), or --all")
+        result = replay.replay_run(outputs, archive.find(outputs, args.run))
+        if args.json:
+            print(json.dumps(result.to_dict(), indent=2))
+        else:
+            print(result.verdict.text())
+            print("\ncompared with the record: " + ("the same verdict" if result.same else
+                  f"{len(result.changes)} change(s)\n" + "\n".join("  " + c.text() for c in result.changes)))
+        return result.verdict.exit_code()
+    if args.run:
+        raise UsageError("give a run id or --all, not both")
+    same = differ = unreadable = 0
+    for entry, result in replay.replay_all(outputs, args.since):
+        if isinstance(result, Exception):
+            unreadable += 1
+            print(f"{entry.get('run_id')}  not replayed: {result}", file=sys.stderr)
+        elif result.same:
+            same += 1
+        else:
+            differ += 1
+            print(json.dumps(result.to_dict() | {"verdict": None}) if args.json else result.line())
+    print(f"{same + differ + unreadable} record(s): {same} same verdict, {differ} differ, "
+          f"{unreadable} not replayed", file=sys.stderr)
+    return EXIT_PROBLEM if differ else EXIT_OK
+
+
 def cmd_drill(args) -> int:
     """``runbook drill ...`` (runbook_lib/drill.py) on the twin ``runbook lab up`` keeps."""
     from . import drill
@@ -449,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="runbook", description="Executable runbooks for an Omni + Proxmox + Talos + ArgoCD stack.")
     parser.add_argument("--debug", action="store_true",
                         help="show the Python traceback of a failure (otherwise one line on stderr)")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,check,triage,records,lab,drill}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,check,triage,records,replay,lab,drill}")
 
     run = verbs.add_parser(
         "run", help="run one runbook headless, keep the record, print the verdict",
@@ -512,7 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec = verbs.add_parser("records", help="the archive of records: list, show, html, diff, verify, rebuild, "
                                            "prune")
     rverbs = rec.add_subparsers(dest="records_verb", required=True,
-                                metavar="{list,show,html,diff,verify,rebuild,prune}")
+                                metavar="{list,show,html,diff,verify,rebuild,prune,export}")
     folder = argparse.ArgumentParser(add_help=False)
     folder.add_argument("--outputs", metavar="DIR", help="the records folder (default: $RUNBOOK_OUTPUTS or ./outputs)")
 
@@ -550,6 +601,20 @@ def build_parser() -> argparse.ArgumentParser:
                help="delete records older than N days (never the last healthy one of each runbook)")
     pr.add_argument("--days", type=float, metavar="N", help="default: $RUNBOOK_RETENTION_DAYS")
     pr.add_argument("--dry-run", action="store_true", help="only say what would go")
+
+    ex = rverb("export", cmd_records_export, help="a record as a regression fixture (tests/incidents/)")
+    ex.add_argument("run", metavar="RUN")
+    ex.add_argument("--scenario", required=True, metavar="FILE",
+                    help="the fixture to write, e.g. tests/incidents/NAME.json (never replaced)")
+
+    rp = verbs.add_parser("replay", parents=[folder],
+                          help="today's checks over a record's saved evidence, and what changed (contacts nothing)")
+    rp.add_argument("run", nargs="?", metavar="RUN", help="a run id, a unique prefix of one, or 'last'")
+    rp.add_argument("--all", action="store_true", help="every incident record: one line for each that differs")
+    rp.add_argument("--since", metavar="D", help="with --all: records started at D (YYYY-MM-DD or ISO time) or later")
+    rp.add_argument("--json", action="store_true", help="the replay as JSON (with --all: one line per difference)")
+    _debug_option(rp)
+    rp.set_defaults(func=cmd_replay)
 
     lab = verbs.add_parser("lab", help="keep a lab twin running for interactive work")
     lab_verbs = lab.add_subparsers(dest="lab_verb", required=True, metavar="{up,down,jupyter,site,scenarios}")

@@ -75,6 +75,7 @@ class Evidence:
 # --- the evidence a record keeps (docs/contracts.md, "evidence.json") ---------------------------
 
 EVIDENCE_FORMAT = "omni-runbooks/evidence"
+EVIDENCE_FILE = "evidence.json"  # what a notebook writes beside its verdict JSON for the runner
 EVIDENCE_VERSION = 1  # raise it when a reader of version N could misread what a writer of N+1 puts
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
 from . import parameters, redact
 from .calls import CallLog
 from .errors import RunbookError, SiteError
-from .evidence import Evidence
+from .evidence import EVIDENCE_FILE, Evidence, to_document
 from .record import iso, new_run_id
 from .site import SITE_ENV, Site, load_site
 from .verdict import Finding, Verdict
@@ -37,6 +37,12 @@ T = TypeVar("T")
 RUNNER_PARAMETERS = ("headless", "run_id", "verdict_path", "record_dir")
 # the calls table every notebook shows
 CALL_COLUMNS = ["target", "action", "outcome", "seconds", "bytes_in", "truncated", "detail"]
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 class Parameters:
@@ -193,13 +199,15 @@ class Run:
             warnings=self.site.insecure_settings() if self.site else [],
         )
 
-    def finish(self, findings: list[Finding], *, plans: Iterable[Plan] = (),
-               record: FixRecord | None = None) -> Verdict:
-        """Build the verdict and, when the runner asked for it, write the verdict JSON.
+    def finish(self, findings: list[Finding], *, evidence: Evidence | dict[str, Evidence] | None = None,
+               plans: Iterable[Plan] = (), record: FixRecord | None = None) -> Verdict:
+        """Build the verdict and, when the runner asked for it, write the verdict JSON and, beside
+        it, the ``evidence`` the findings were judged on (this runbook's, or each section's), which
+        the record keeps for ``runbook replay``.
 
-        With a fix ``record``, the re-checked findings replace the ones from before the fix; with
-        ``plans``, the fix of each problem a plan addresses says how to apply it. What the run
-        opened (:meth:`closing`) is closed first.
+        With a fix ``record``, the re-checked findings replace the ones from before the fix (the
+        evidence kept is the one from before the fix); with ``plans``, the fix of each problem a
+        plan addresses says how to apply it. What the run opened (:meth:`closing`) is closed first.
         """
         from . import fixes
 
@@ -214,9 +222,11 @@ class Run:
         v = self.verdict(findings)
         path = getattr(self.params, "verdict_path", "")
         if path:
-            tmp = Path(path).with_suffix(".tmp")
-            tmp.write_text(json.dumps(redact.default().obj(v.to_dict()), indent=2), encoding="utf-8")
-            os.replace(tmp, path)
+            if evidence is not None:
+                sections = {self.runbook: evidence} if isinstance(evidence, Evidence) else evidence
+                doc = to_document(sections, runbook=self.runbook, run_id=v.run_id, gathered=v.finished)
+                _write_json(Path(path).with_name(EVIDENCE_FILE), redact.default().obj(doc))
+            _write_json(Path(path), redact.default().obj(v.to_dict()))
         return v
 
     def show_plans(self, plans: list[Plan]) -> None:

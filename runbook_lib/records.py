@@ -43,6 +43,7 @@ from .index_chain import chain, entry_line, link, manifest_sha256
 from .redact import Redactor
 
 OUTPUTS_ENV = "RUNBOOK_OUTPUTS"
+EVIDENCE_SUFFIX = ".evidence.json"  # <runbook>.evidence.json beside <runbook>.json
 INDEX_NAME = "index.jsonl"
 LOCK_NAME = ".index.lock"
 
@@ -62,6 +63,7 @@ class RecordPaths:
     notebook: Path
     verdict: Path
     html: Path
+    evidence: Path  # what the verdict was decided on (runbook_lib.evidence); absent in older records
 
     def as_dict(self) -> dict[str, Path]:
         return {"notebook": self.notebook, "verdict": self.verdict, "html": self.html}
@@ -84,7 +86,13 @@ def record_paths(outputs: Path, run_id: str, section: str, day: str) -> RecordPa
 def paths_in(outputs: Path, directory: Path, section: str) -> RecordPaths:
     """The files one runbook leaves in a record directory (its own, or a triage incident's)."""
     d = directory
-    return RecordPaths(outputs, d, d / f"{section}.ipynb", d / f"{section}.json", d / f"{section}.html")
+    return RecordPaths(outputs, d, d / f"{section}.ipynb", d / f"{section}.json", d / f"{section}.html",
+                       d / f"{section}{EVIDENCE_SUFFIX}")
+
+
+def verdict_files(directory: Path) -> list[Path]:
+    """The verdict JSONs of a record directory (its evidence files are JSON too, and are not)."""
+    return sorted(p for p in directory.glob("*.json") if not p.name.endswith(EVIDENCE_SUFFIX))
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -476,7 +484,7 @@ def verify(directory: Path, verdict_sha256: str = "", main: str | None = None) -
     if not directory.is_dir():
         out.add("missing", str(directory))
         return out
-    for doc_path in directory.glob("*.json"):
+    for doc_path in verdict_files(directory):
         try:
             doc = json.loads(doc_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -514,7 +522,7 @@ def entry_from_record(outputs: Path, directory: Path) -> dict | None:
     from .verdict import Verdict
 
     docs = {}
-    for path in sorted(directory.glob("*.json")):
+    for path in verdict_files(directory):
         try:
             docs[path.stem] = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):

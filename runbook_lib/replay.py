@@ -12,15 +12,23 @@ links would hide itself.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
-from . import catalog
+from . import archive, catalog, records
 from .checks import run_checks
-from .evidence import Evidence
+from .errors import RunbookError
+from .evidence import Evidence, EvidenceFormatError, from_document
 from .verdict import SECURITY_PREFIX, Finding, Verdict, with_security_events
 
 ADDED, GONE, STATUS, ROLE, FIX_FIRST = "added", "gone", "status", "root cause", "fix first"
+
+
+class NoEvidence(RunbookError):
+    """The record keeps no evidence to judge again (a drill, a record older than evidence, or a run
+    that failed before it judged anything)."""
 
 
 @dataclass(frozen=True)
@@ -142,8 +150,6 @@ def fixture_mismatches(fx: dict, where: str = "fixture") -> list[str]:
     """How today's checks disagree with a fixture's expected outcome (empty: they agree): the same
     problems, and the same root causes in the same fix order. Findings that are ok, unknown or
     skipped may change (a new check, a source read better) without failing the fixture."""
-    from .evidence import from_document
-
     record = fx.get("record") or {}
     today = Verdict(runbook=record.get("runbook", ""), findings=judge(from_document(fx.get("evidence"), where),
                                                                       record.get("calls")))
@@ -156,3 +162,55 @@ def fixture_mismatches(fx: dict, where: str = "fixture") -> list[str]:
     if list(today.root_causes) != list(fx.get("root_causes") or []):
         out.append(f"{where}: root causes {today.root_causes} instead of {fx.get('root_causes')}")
     return out
+
+
+# --- records on disk -----------------------------------------------------------------------------
+
+def saved(outputs: Path, entry: dict) -> tuple[dict, dict]:
+    """A record's verdict as written and its evidence document (checked, not yet read)."""
+    run = entry.get("run_id", "?")
+    if entry.get("kind", "incident") != "incident":
+        raise NoEvidence(f"run {run} is a {entry.get('kind')}, not an incident: there is nothing to judge again")
+    recorded = archive.load_verdict(outputs, entry)
+    path = records.paths_in(outputs, archive.record_dir(outputs, entry), entry["runbook"]).evidence
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NoEvidence(f"run {run} keeps no evidence ({path.name}): it was recorded before records kept "
+                         "their evidence, or stopped before it judged anything") from None
+    except (OSError, ValueError) as exc:
+        raise EvidenceFormatError(f"run {run}: {path.name} cannot be read: {exc}") from None
+    from_document(doc, where=f"run {run}")  # refuse a version this code would misread, now
+    return recorded, doc
+
+
+def replay_run(outputs: Path, entry: dict) -> Replay:
+    """``runbook replay RUN``: today's checks over what the record kept; contacts nothing."""
+    recorded, doc = saved(outputs, entry)
+    return replay(recorded, from_document(doc, where=f"run {entry.get('run_id')}"))
+
+
+def replay_all(outputs: Path, since: str | None = None) -> Iterator[tuple[dict, Replay | RunbookError]]:
+    """``runbook replay --all``: every incident record (started at ``since`` or later), replayed,
+    or why it could not be."""
+    for entry in archive.list_runs(outputs, archive.Filters(since=since, kind="incident")):
+        try:
+            yield entry, replay_run(outputs, entry)
+        except RunbookError as exc:
+            yield entry, exc
+
+
+def export(outputs: Path, entry: dict, target: Path) -> dict:
+    """``runbook records export RUN --scenario FILE``: the record as a regression fixture (see
+    tests/incidents/README.md), written to a new file (an existing one is never replaced)."""
+    recorded, doc = saved(outputs, entry)
+    fx = fixture(recorded, doc, target.stem)
+    try:
+        with open(target, "x", encoding="utf-8") as fh:
+            json.dump(fx, fh, indent=1)
+            fh.write("\n")
+    except FileExistsError:
+        raise RunbookError(f"{target} exists already: choose another name, or remove it first") from None
+    except OSError as exc:
+        raise RunbookError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return fx

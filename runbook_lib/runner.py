@@ -39,6 +39,7 @@ in a test, say, pay for one kernel start.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import time
@@ -49,9 +50,11 @@ from typing import Any, Iterator
 
 from . import redact, secret_channel
 from .errors import RunbookError, RunFailed, SiteError
+from .evidence import EVIDENCE_FILE
 from .execute import Execution, execute, skip_slow_optional_imports
 from .kernel_session import KernelSession
 from .record import Record, iso, utc_now
+from .records import EVIDENCE_SUFFIX
 from .site import load_site, resolve_secret, secret_refs
 from .verdict import Verdict
 
@@ -234,7 +237,7 @@ def run_runbook(
         run.notebook.metadata.setdefault("papermill", {})
         run.notebook.metadata.papermill["input_path"] = str(nb_path)
 
-        result = _keep(record, run, verdict, redactor)
+        result = _keep(record, run, verdict, redactor, _evidence_of(verdict_file, redactor, verdict))
         if run.interrupt is not None:
             run.interrupt.result = result  # type: ignore[attr-defined]
             raise run.interrupt
@@ -252,11 +255,28 @@ def _kernel(session: KernelSession | None, record: Record) -> Iterator[KernelSes
         yield own
 
 
-def _keep(record: Record, run: Execution, verdict: Verdict, redactor: redact.Redactor) -> RunResult:
+def _evidence_of(verdict_file: Path, redactor: redact.Redactor, verdict: Verdict) -> dict[str, str]:
+    """The evidence the notebook wrote beside its verdict, scrubbed, as the record's attachment
+    (``<runbook>.evidence.json``); none when the run stopped before judging. Evidence that does not
+    parse costs a warning, never the record."""
+    path = verdict_file.with_name(EVIDENCE_FILE)
+    if not path.exists():
+        return {}
+    try:
+        doc = redactor.obj(_read_json(path))
+    except (OSError, ValueError) as exc:
+        verdict.warnings.append(f"the evidence the notebook wrote could not be kept: {exc}")
+        return {}
+    return {f"{verdict.runbook}{EVIDENCE_SUFFIX}": json.dumps(doc, indent=1) + "\n"}
+
+
+def _keep(record: Record, run: Execution, verdict: Verdict, redactor: redact.Redactor,
+          attachments: dict[str, str]) -> RunResult:
     """Publish and index the record. A record that cannot be written makes the run fail (exit 3),
     but the verdict is returned all the same."""
     try:
-        record.publish(run.notebook, verdict, redactor, interrupted=run.interrupt is not None)
+        record.publish(run.notebook, verdict, redactor, interrupted=run.interrupt is not None,
+                       attachments=attachments)
         record.index()
     except RunFailed as exc:
         verdict.error = "; ".join(filter(None, [verdict.error, f"the record could not be written: {exc}"]))

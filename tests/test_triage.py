@@ -69,7 +69,7 @@ def test_one_incident_is_one_record_with_the_cause_first_and_the_logs(key_invali
     _, _, outputs, entry = key_invalid
     [directory] = {p.parent for p in outputs.rglob("triage.json")}
     assert sorted(p.name for p in directory.iterdir() if not p.name.startswith(".")) == \
-        ["triage.html", "triage.ipynb", "triage.json"]
+        ["triage.evidence.json", "triage.html", "triage.ipynb", "triage.json"]
     page = (directory / "triage.html").read_text()
     assert page.index("Fix first") < page.index("provider.container_down")
     assert "omni-provider-proxmox-provider-1" in page  # the provider's log was collected: something is wrong
