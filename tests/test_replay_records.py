@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 import test_incidents
+
 from runbook_lib import archive, cli, evidence, records, replay
 
 pytestmark = pytest.mark.runbook
