@@ -5,10 +5,10 @@ A :class:`~runbook_lib.errors.SourceError`'s ``kind``, an HTTP probe's ``kind``
 curl's and netcat's verdicts run on a remote host, a Talos port: each is an :class:`Outcome`.
 
 It is a :class:`~enum.StrEnum` whose values are the words the evidence has always held, so the
-evidence JSON, the records and the lab twin read the same, and a value read back from a record
-(a plain ``str``) compares equal to its member. It lives at the top of the package, beside
-:mod:`runbook_lib.errors`, because every layer uses it: the sources, which may not import the model,
-as much as the model and the checks.
+evidence JSON, the records and the lab twin read the same (``str``, ``format`` and ``repr`` give
+the plain word), and a value read back from a record (a plain ``str``) compares equal to its member.
+It lives at the top of the package, beside :mod:`runbook_lib.errors`, because every layer uses it:
+the sources, which may not import the model, as much as the model and the checks.
 
 Which outcomes a producer can give:
 
@@ -78,3 +78,7 @@ class Outcome(enum.StrEnum):
 
     SKIPPED = "skipped"
     """The probe was not made (a TCP connect without an address)."""
+
+    def __repr__(self) -> str:
+        """The plain word's: evidence shown as a dict or a list (a notebook cell, a log) reads as it always did."""
+        return str.__repr__(self)

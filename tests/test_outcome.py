@@ -45,6 +45,7 @@ def test_evidence_json_and_records_read_the_same():
     ev = {"kind": Outcome.TIMED_OUT, "ports": {"50000": Outcome.NO_ANSWER}}
     assert json.dumps(ev) == '{"kind": "timeout", "ports": {"50000": "no answer"}}'
     assert f"{Outcome.TLS_FAILED} - bad" == "tls - bad" and str(Outcome.OK) == "ok"
+    assert repr(ev) == "{'kind': 'timeout', 'ports': {'50000': 'no answer'}}"  # a notebook showing a dict
     back = json.loads(json.dumps(ev))  # a record read back holds plain strings: they still compare
     assert back["kind"] == Outcome.TIMED_OUT and back["kind"] in (Outcome.REFUSED, Outcome.TIMED_OUT)
     assert {Outcome.REFUSED: "x"}.get("refused") == "x"
