@@ -20,10 +20,10 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from runbook_lib.calls import Call, CallLog
-from runbook_lib.gather.omnictl import connect, resolve
 from runbook_lib.site import Site
 from runbook_lib.sources import http
 from runbook_lib.sources.kube import KINDS, KubeCluster
+from runbook_lib.sources.net import connect, resolve
 from runbook_lib.sources.omni import Omnictl
 from runbook_lib.sources.proxmox import ProxmoxCluster
 from runbook_lib.sources.ssh import SSHHost

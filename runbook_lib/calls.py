@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Hashable, Iterator
 
-OUTCOMES = ("ok", "error", "timeout")
+from .outcome import Outcome
+
+OUTCOMES = (Outcome.OK, Outcome.ERROR, Outcome.TIMED_OUT)  # a call's outcome
 
 
 @dataclass
@@ -21,13 +23,13 @@ class Call:
     target: str  # "ssh provider", "proxmox matrix 127.0.0.1:8006", "omnictl", "https://omni/healthz"
     action: str  # what was run: argv joined, "GET /nodes", ...
     seconds: float = 0.0
-    outcome: str = "ok"  # one of OUTCOMES
+    outcome: str = Outcome.OK  # one of OUTCOMES
     detail: str = ""  # rc, HTTP status, error reason
     bytes_in: int = 0  # bytes received from the system
     bytes_out: int = 0  # bytes sent to it
     truncated: bool = False  # the evidence kept is a bounded excerpt of what came back
     write: bool = False  # the call changes the system (only ever inside a guarded fix)
-    error_kind: str = ""  # the SourceError's kind when the call failed ("unreachable", "host_key" ...)
+    error_kind: str = ""  # the SourceError's kind (an Outcome) when the call failed ("unreachable", "host_key" ...)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,11 +95,11 @@ class CallLog:
         try:
             yield call
         except (TimedOut, TimeoutError) as exc:
-            call.outcome = "timeout"
+            call.outcome = Outcome.TIMED_OUT
             call.detail = call.detail or str(exc)
             raise
         except Exception as exc:
-            call.outcome = "error"
+            call.outcome = Outcome.ERROR
             call.detail = call.detail or str(exc)
             call.error_kind = getattr(exc, "kind", "") if isinstance(getattr(exc, "kind", ""), str) else ""
             raise

@@ -6,6 +6,8 @@ turns them into an ``unknown`` finding, never a traceback.
 
 from __future__ import annotations
 
+from .outcome import Outcome
+
 
 class RunbookError(Exception):
     """Base of every error this package raises on purpose."""
@@ -28,9 +30,10 @@ class RunFailed(RunbookError):
 
 
 class SourceError(RunbookError):
-    """A system could not answer. ``target`` says which, ``reason`` why."""
+    """A system could not answer. ``target`` says which, ``reason`` why; ``kind`` is the
+    :class:`~runbook_lib.outcome.Outcome` the call log and the evidence keep."""
 
-    kind = "error"
+    kind: Outcome = Outcome.ERROR
 
     def __init__(self, target: str, reason: str):
         super().__init__(f"{target}: {reason}")
@@ -41,31 +44,31 @@ class SourceError(RunbookError):
 class Unreachable(SourceError):
     """Connection refused, no route, DNS failure: nothing answered."""
 
-    kind = "unreachable"
+    kind = Outcome.UNREACHABLE
 
 
 class TimedOut(SourceError):
     """The system accepted the request but did not finish within the deadline."""
 
-    kind = "timeout"
+    kind = Outcome.TIMED_OUT
 
 
 class AuthFailed(SourceError):
     """Credentials were rejected (401, invalid signature, SSH auth failure)."""
 
-    kind = "auth"
+    kind = Outcome.AUTH_FAILED
 
 
 class PermissionDenied(SourceError):
     """Credentials were accepted but lack a privilege or role."""
 
-    kind = "permission"
+    kind = Outcome.PERMISSION_DENIED
 
 
 class TLSFailed(SourceError):
     """TLS or SSH host-key verification failed."""
 
-    kind = "tls"
+    kind = Outcome.TLS_FAILED
 
 
 class HostKeyMismatch(TLSFailed):
@@ -73,19 +76,19 @@ class HostKeyMismatch(TLSFailed):
     is in the middle. A security event: the verdict reports it once, as a problem
     (``security.host_key_mismatch``), not as the reason of every finding it left unchecked."""
 
-    kind = "host_key"
+    kind = Outcome.HOST_KEY
 
 
 class NotFound(SourceError):
     """The object asked for does not exist (container, resource, file)."""
 
-    kind = "not_found"
+    kind = Outcome.NOT_FOUND
 
 
 class CommandFailed(SourceError):
     """A remote or local command ran and exited non-zero."""
 
-    kind = "command"
+    kind = Outcome.COMMAND_FAILED
 
     def __init__(self, target: str, reason: str, *, rc: int | None = None, stderr: str = ""):
         super().__init__(target, reason)
@@ -96,4 +99,4 @@ class CommandFailed(SourceError):
 class Malformed(SourceError):
     """The system answered, but not in the format expected."""
 
-    kind = "malformed"
+    kind = Outcome.MALFORMED

@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
+from .outcome import Outcome
 from .rootcause import Attribution, attribute
 
 STATUSES = ("problem", "unknown", "ok", "skipped")  # most to least severe
@@ -65,7 +66,7 @@ def with_security_events(findings: list[Finding], calls: list[dict]) -> list[Fin
     each host and key once (so the run exits 2), and the findings it left unchecked say so in one
     short line instead of repeating the reason.
     """
-    mismatches = [c for c in calls if isinstance(c, dict) and c.get("error_kind") == "host_key"]
+    mismatches = [c for c in calls if isinstance(c, dict) and c.get("error_kind") == Outcome.HOST_KEY]
     if not mismatches:
         return findings
     reasons: dict[str, str] = {}

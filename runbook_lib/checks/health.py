@@ -30,6 +30,7 @@ from ..evidence import Evidence
 from ..model.ages import human_age
 from ..model.join import status_shows_joined
 from ..model.omni import CLUSTER_PHASES, REQUEST_FAILED
+from ..outcome import Outcome
 from . import check, ok, problem, skipped, unknown
 
 # Which runbook explains a failing health check (the notebook's next step).
@@ -43,7 +44,7 @@ POINTS_TO: dict[str, tuple[str, ...]] = {
     "health.clusters_healthy": ("cluster",),
 }
 CERT_WARN_DAYS = 14
-_DOWN = ("unreachable", "timeout", "tls")  # endpoint probe kinds that mean "does not answer"
+_DOWN = (Outcome.UNREACHABLE, Outcome.TIMED_OUT, Outcome.TLS_FAILED)  # endpoint probe kinds that mean "does not answer"
 
 
 def _guest(ev: Evidence, role: str, what: str):
@@ -86,12 +87,12 @@ def omni_reachable(ev: Evidence):
                      f"expires {tls.get('not_after') or '?'}"
                      + ("" if tls.get("verified") else f"; NOT verified: {tls.get('error') or 'verification off'}"))
     kind = p["kind"]
-    if kind == "tls":
+    if kind == Outcome.TLS_FAILED:
         return problem("Omni's TLS certificate is not valid for this site", facts,
                        fix="Renew Omni's certificate or give the site the CA that signs it (omni.ca_file).")
-    if kind in ("refused", "dns", "timeout"):
+    if kind in (Outcome.REFUSED, Outcome.DNS_FAILED, Outcome.TIMED_OUT):
         return problem(f"Omni does not answer ({kind})", facts)
-    if kind == "http_error" or p.get("status") != 200:
+    if kind == Outcome.HTTP_ERROR or p.get("status") != 200:
         return problem(f"Omni answers /healthz with HTTP {p.get('status')}: its state store is failing", facts,
                        fix="Read Omni's log (`docker compose logs omni` on the Omni host) for "
                            "'unexpected error on health check', and restart Omni once the cause is fixed.")

@@ -35,10 +35,11 @@ Evidence names (filled by :mod:`runbook_lib.gather.omnictl`):
 from __future__ import annotations
 
 from ..evidence import Evidence
+from ..outcome import Outcome
 from . import check, ok, problem, unknown
 
 KEY_WARN_DAYS = 7  # a key that expires sooner than this is called out in the evidence
-_CONNECTION_KINDS = ("unreachable", "tls", "timeout")
+_CONNECTION_KINDS = (Outcome.UNREACHABLE, Outcome.TLS_FAILED, Outcome.TIMED_OUT)
 
 
 def _run(ev: Evidence) -> dict | None:
@@ -64,7 +65,7 @@ def probe_lines(ev: Evidence) -> list[str]:
             lines.append(f"DNS {dns['host']}: " + (", ".join(dns["addresses"]) + f" ({dns['seconds']:g} s)"
                                                    if dns["addresses"] else dns["error"]))
     tcp = ev.optional("tcp")
-    if tcp is not None and tcp["kind"] != "skipped":
+    if tcp is not None and tcp["kind"] != Outcome.SKIPPED:
         lines.append(f"TCP {tcp['address']}: " + (f"connected ({tcp['seconds']:g} s)" if tcp["ok"] else tcp["error"]))
     hz = ev.optional("healthz")
     if hz is not None:
@@ -73,7 +74,7 @@ def probe_lines(ev: Evidence) -> list[str]:
             lines.append(tls_line(tls))
         if hz["status"] is not None:
             lines.append(f"GET {hz['url']}: HTTP {hz['status']} ({hz['seconds']:g} s)")
-        elif hz["kind"] != "tls":
+        elif hz["kind"] != Outcome.TLS_FAILED:
             lines.append(f"GET {hz['url']}: {hz['kind']} - {hz['error']}")
     return lines
 
@@ -94,13 +95,13 @@ def failing_layer(ev: Evidence) -> str | None:
     """The first layer that fails: dns, refused, timeout, unreachable, tls, healthz, or None."""
     dns = ev.optional("dns")
     if dns is not None and not dns["addresses"]:
-        return "dns"
+        return Outcome.DNS_FAILED
     tcp = ev.optional("tcp")
-    if tcp is not None and not tcp["ok"] and tcp["kind"] != "skipped":
+    if tcp is not None and not tcp["ok"] and tcp["kind"] != Outcome.SKIPPED:
         return tcp["kind"]
     hz = ev.optional("healthz")
-    if hz is not None and hz["kind"] != "ok":
-        return "healthz" if hz["kind"] == "http_error" else hz["kind"]
+    if hz is not None and hz["kind"] != Outcome.OK:
+        return "healthz" if hz["kind"] == Outcome.HTTP_ERROR else hz["kind"]
     return None
 
 
@@ -108,15 +109,15 @@ def _network_fix(layer: str | None, ev: Evidence) -> str:
     ep = ev.optional("endpoint") or {}
     where = f"{ep.get('host', 'Omni')}:{ep.get('port', '')}".rstrip(":")
     fixes = {
-        "dns": f"{ep.get('host')} does not resolve here: check DNS or Tailscale MagicDNS (`tailscale status`), "
+        Outcome.DNS_FAILED: f"{ep.get('host')} does not resolve here: check DNS or Tailscale MagicDNS (`tailscale status`), "
                "or put an address that resolves into omni.url / the omniconfig.",
-        "refused": f"nothing listens on {where}: check that Omni runs on its host (`docker compose ps` in its "
+        Outcome.REFUSED: f"nothing listens on {where}: check that Omni runs on its host (`docker compose ps` in its "
                    "project directory, `runbook run health`) and that the URL's port is the one Omni binds.",
-        "unreachable": f"there is no route to {where}: check the network path (Tailscale up on both ends?) "
+        Outcome.UNREACHABLE: f"there is no route to {where}: check the network path (Tailscale up on both ends?) "
                        "and any firewall in between.",
-        "timeout": f"{where} does not answer in time: check the route (Tailscale up on both ends?) and "
+        Outcome.TIMED_OUT: f"{where} does not answer in time: check the route (Tailscale up on both ends?) and "
                    "firewalls that drop instead of refusing.",
-        "tls": "omnictl does not trust the certificate Omni presents: install the CA that signs it into this "
+        Outcome.TLS_FAILED: "omnictl does not trust the certificate Omni presents: install the CA that signs it into this "
                "machine's trust store, or renew the certificate if it expired; `--insecure-skip-tls-verify` "
                "only as a stopgap.",
         "healthz": "Omni answers but reports itself unhealthy (its state store fails): read Omni's log "
@@ -211,12 +212,12 @@ def _config_line(cfg: dict) -> str:
 def unauthorized(ev: Evidence):
     run = _run(ev)
     keys = key_lines(ev)
-    if run is not None and run["kind"] == "auth":
+    if run is not None and run["kind"] == Outcome.AUTH_FAILED:
         expired = key_expired(ev)
         summary = ("Omni rejects omnictl's credentials: the key has expired" if expired
                    else "Omni rejects omnictl's credentials (invalid signature: a bad, expired or revoked key)")
         return problem(summary, [_line(run), *keys], fix=_auth_fix(ev))
-    if run is not None and run["kind"] == "permission" and run["detail"] != "proxy":
+    if run is not None and run["kind"] == Outcome.PERMISSION_DENIED and run["detail"] != "proxy":
         role = run["line"].rsplit("insufficient role:", 1)[-1].strip() if "insufficient role" in run["line"] else ""
         return problem("omnictl's identity is known to Omni but lacks the role for this call"
                        + (f" (it has {role})" if role else ""), [_line(run), *keys],
@@ -257,17 +258,17 @@ def connection_refused(ev: Evidence):
         return problem("a proxy in front of Omni answers omnictl with an HTTP error page", [_line(run), *probes],
                        fix=_network_fix("proxy", ev))
     if run is not None and run["kind"] in _CONNECTION_KINDS:
-        what = {"tls": "omnictl does not trust Omni's certificate",
-                "timeout": "Omni does not answer omnictl in time"}.get(run["kind"], "omnictl cannot connect to Omni")
-        layer = "tls" if run["kind"] == "tls" else layer
-        if layer is None and run["kind"] == "timeout":
+        what = {Outcome.TLS_FAILED: "omnictl does not trust Omni's certificate",
+                Outcome.TIMED_OUT: "Omni does not answer omnictl in time"}.get(run["kind"], "omnictl cannot connect to Omni")
+        layer = Outcome.TLS_FAILED if run["kind"] == Outcome.TLS_FAILED else layer
+        if layer is None and run["kind"] == Outcome.TIMED_OUT:
             layer = "slow"
         return problem(what, [_line(run), *probes], fix=_network_fix(layer, ev))
     ep = (ev.optional("endpoint") or {}).get("url", "Omni")
     if run is not None and run["ok"]:
         extra = "" if layer is None else f" (its /healthz probe: {layer}; see runbook `health`)"
         return ok(f"omnictl reaches Omni at {ep}{extra}", probes)
-    if layer in ("dns", "refused", "timeout", "unreachable", "tls"):
+    if layer in (Outcome.DNS_FAILED, Outcome.REFUSED, Outcome.TIMED_OUT, Outcome.UNREACHABLE, Outcome.TLS_FAILED):
         reason = [f"omnictl itself did not get to connect: {_why_not(ev, run)}"]
         return problem(f"Omni at {ep} cannot be reached from here ({layer})", probes + reason,
                        fix=_network_fix(layer, ev))

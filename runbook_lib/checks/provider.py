@@ -20,6 +20,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from ..evidence import Evidence
+from ..outcome import Outcome
 from . import check, ok, problem, skipped, unknown
 
 DEFAULT_ID = "proxmox"
@@ -111,7 +112,7 @@ def omni_unreachable(ev: Evidence):
     probe = ev.optional("omni_probe_from_provider")
     if probe is not None:
         facts.append(_probe_line("Omni", probe))
-    if n or (probe is not None and probe["kind"] in ("refused", "timeout", "dns")):
+    if n or (probe is not None and probe["kind"] in (Outcome.REFUSED, Outcome.TIMED_OUT, Outcome.DNS_FAILED)):
         return problem("the provider cannot reach the Omni API", facts)
     if probe is None and ev.error("omni_probe_from_provider"):
         return unknown("could not probe Omni from the provider host",
@@ -143,7 +144,7 @@ def omni_tls(ev: Evidence):
     n, lines = _log_examples(ev, "omni_tls")
     probe = ev.optional("omni_probe_from_provider")
     facts = _lines(n, lines, "certificate") if n else []
-    if probe is not None and probe["kind"] == "tls":
+    if probe is not None and probe["kind"] == Outcome.TLS_FAILED:
         facts.append(_probe_line("Omni", probe))
     if facts:
         return problem("the provider does not trust Omni's certificate", facts)
@@ -189,7 +190,7 @@ def unhealthy(ev: Evidence):
            "port 8006 (firewall, node down, DNS inside the container).")
 def proxmox_unreachable(ev: Evidence):
     endpoints = ev.get("proxmox_endpoints")
-    down = [p for p in endpoints if not p["ok"] and p["kind"] in ("unreachable", "timeout")]
+    down = [p for p in endpoints if not p["ok"] and p["kind"] in (Outcome.UNREACHABLE, Outcome.TIMED_OUT)]
     facts = [f"from here: {p['url']} {'answers' if p['ok'] else p['kind'] + ' - ' + p['error']}" for p in endpoints]
     probe = ev.optional("proxmox_probe_from_provider")
     if probe is not None:
@@ -197,7 +198,7 @@ def proxmox_unreachable(ev: Evidence):
     n, lines = _log_examples(ev, "proxmox_unreachable")
     if n:
         facts += _lines(n, lines, "Proxmox connection-error")
-    from_provider_down = probe is not None and probe["kind"] in ("refused", "timeout", "dns")
+    from_provider_down = probe is not None and probe["kind"] in (Outcome.REFUSED, Outcome.TIMED_OUT, Outcome.DNS_FAILED)
     if from_provider_down or n or (endpoints and len(down) == len(endpoints)):
         return problem("the Proxmox API cannot be reached", facts)
     if down:
@@ -224,7 +225,7 @@ def proxmox_auth(ev: Evidence):
     n, lines = _log_examples(ev, "proxmox_auth")
     if n:
         facts += _lines(n, lines, "authorization")
-    if probe is not None and probe["kind"] == "auth":
+    if probe is not None and probe["kind"] == Outcome.AUTH_FAILED:
         return problem("Proxmox rejects the provider's credentials", facts)
     if n and probe is not None and probe["ok"]:
         # go-proxmox logs the same words for a 403 as for a 401: the login works, a privilege is missing
@@ -232,7 +233,7 @@ def proxmox_auth(ev: Evidence):
                   "privileges (see provisioning.permission_denied)", facts)
     if n:
         return problem("Proxmox rejects the provider's credentials", facts)
-    if probe is None or probe["kind"] in ("unreachable", "timeout", "tls"):
+    if probe is None or probe["kind"] in (Outcome.UNREACHABLE, Outcome.TIMED_OUT, Outcome.TLS_FAILED):
         return unknown("the provider's credentials could not be tried", facts + [ev.error("provider_credentials") or ""])
     return ok("Proxmox accepts the provider's credentials", facts)
 
@@ -259,6 +260,6 @@ def proxmox_tls(ev: Evidence):
 
 def _probe_line(what: str, probe: dict) -> str:
     where = f"curl {probe['url']} on the provider host"
-    if probe["kind"] == "ok":
+    if probe["kind"] == Outcome.OK:
         return f"{where}: HTTP {probe['code']}"
     return f"{where}: {probe['kind']} ({probe.get('error') or 'rc ' + str(probe.get('rc'))})"

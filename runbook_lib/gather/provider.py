@@ -21,13 +21,14 @@ from ..evidence import Evidence
 from ..logscan import LogScan
 from ..model.provider import FLAG_ENV, PROVIDER_IMAGE, SECRET_KEYS, merged, proxmox_from_env
 from ..model.provider_log import LOG_CATEGORIES, LOG_TRIGGERS, START_LINE
+from ..outcome import Outcome
 from ..site import Site
 from ..sources import docker
+from ..sources.net import curl_from
 from ..sources.omni import Omnictl
 from ..sources.proxmox import ProxmoxCluster
 from ..sources.ssh import SSHHost
 from . import in_parallel, log_window
-from .probes import curl_from
 
 
 @dataclass
@@ -311,7 +312,7 @@ def _try_credentials(creds: dict, site: Site, calls: CallLog) -> dict:
         verify=(spec.ca_file or True) if spec.verify_tls else False,
     )
     probe = cluster.probe()[0]
-    return {"url": url, "ok": probe.ok, "kind": "ok" if probe.ok else probe.kind, "error": probe.error}
+    return {"url": url, "ok": probe.ok, "kind": Outcome.OK if probe.ok else probe.kind, "error": probe.error}
 
 
 def _user(creds: dict) -> str | None:

@@ -13,7 +13,6 @@ The names of what is gathered are documented in :mod:`runbook_lib.checks.provisi
 from __future__ import annotations
 
 import json
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from ..model.omni import L_PROVIDER, L_REQUEST_SET, labels, meta, rid, spec
 from ..model.provider_log import PROVISION_FAILED, REQUEST_TAG, START_LINE
 from ..model.talos import PORTS as TALOS_PORTS
 from ..site import Site
-from ..sources import docker
+from ..sources import docker, net
 from ..sources.omni import Omnictl
 from ..sources.proxmox import ProxmoxCluster
 from ..sources.ssh import SSHHost
@@ -417,42 +416,8 @@ def _registration(ev: Evidence, px: ProxmoxCluster, host: SSHHost, opts: Options
                if r.vm_status == "running" and not r.torn_down and probe_address(r.addresses)]
     targets = targets[: opts.max_probes]
     with ThreadPoolExecutor(max_workers=max(1, min(len(targets), 4)), thread_name_prefix="nc") as pool:
-        results = list(pool.map(lambda t: probe_talos(host, t[1], opts.probe_timeout), targets))
+        results = list(pool.map(lambda t: net.nc_from(host, t[1], TALOS_PORTS, opts.probe_timeout), targets))
     ev.put("talos_probes", {name: res for (name, _), res in zip(targets, results)})
-
-
-_NC_OK = re.compile(r"^Connection to (\S+) (\d+) port \[[^\]]*\] succeeded!")
-_NC_FAIL = re.compile(r"^nc: connect to (\S+) port (\d+) \(tcp\) (failed|timed out): (.*)$")
-
-
-def parse_nc(stderr: str, ports=TALOS_PORTS) -> dict[str, str]:
-    """Per port: ``ok``, ``refused``, ``timeout``, ``unreachable`` or ``error``, from ``nc -z -v``."""
-    out = {str(p): "no answer" for p in ports}
-    for line in stderr.splitlines():
-        if m := _NC_OK.match(line.strip()):
-            out[m.group(2)] = "ok"
-        elif m := _NC_FAIL.match(line.strip()):
-            reason = m.group(4)
-            out[m.group(2)] = ("timeout" if m.group(3) == "timed out" or "timed out" in reason else
-                               "refused" if "refused" in reason else
-                               "unreachable" if "No route" in reason or "unreachable" in reason else "error")
-    return out
-
-
-def probe_talos(host: SSHHost, address: str, timeout: float) -> dict:
-    """``nc -z -v -w T ADDRESS 50000 50001`` run on the provider host."""
-    argv = ["nc", "-z", "-v", "-w", f"{timeout:g}", address, *map(str, TALOS_PORTS)]
-    try:
-        res = host.run(argv, timeout=timeout * len(TALOS_PORTS) + 5)
-    except SourceError as exc:
-        return {"address": address, "error": str(exc)}
-    if res.rc == 127:
-        return {"address": address, "error": "nc is not installed on the provider host (netcat-openbsd)"}
-    lines = [line for line in res.stderr.splitlines() if line.strip()][:6]
-    ports = parse_nc(res.stderr)
-    if all(v == "no answer" for v in ports.values()):
-        return {"address": address, "error": f"nc gave no verdict (rc {res.rc}): {' | '.join(lines)[:200]}"}
-    return {"address": address, "ports": ports, "lines": lines}
 
 
 # -------------------------------------------------------------------------------------- gather

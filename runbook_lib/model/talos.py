@@ -18,14 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..outcome import Outcome
+
 APID, TRUSTD = 50000, 50001
 PORTS = {APID: "apid", TRUSTD: "trustd"}
 SERVES = {"controlplane": (APID, TRUSTD), "worker": (APID,), "": (APID,)}
 
 MEANING = {
-    "refused": "refused: nothing listens, or a REJECT rule answers",
-    "timeout": "timed out: a firewall drops the packets",
-    "unreachable": "no route to host: a REJECT rule (host-prohibited) or nothing at that address",
+    Outcome.REFUSED: "refused: nothing listens, or a REJECT rule answers",
+    Outcome.TIMED_OUT: "timed out: a firewall drops the packets",
+    Outcome.UNREACHABLE: "no route to host: a REJECT rule (host-prohibited) or nothing at that address",
 }
 
 
@@ -51,12 +53,12 @@ class PortJudgement:
         """Every port it serves gave "no route to host": no host answers for the address (a VM that is
         off or frozen), or a REJECT rule with a host-prohibited answer. Which of the two, the probe
         alone cannot say; whether Omni still hears from the machine can."""
-        return bool(self.blocked) and all(state == "unreachable" for state in self.blocked.values())
+        return bool(self.blocked) and all(state == Outcome.UNREACHABLE for state in self.blocked.values())
 
     def describe(self) -> str:
         parts = [f"{port} ({PORTS.get(port, '?')}) {MEANING.get(state, state)}" for port, state in self.blocked.items()]
         parts += [f"{port} ({PORTS.get(port, '?')}) {state}, not served by a {self.role or 'node of unknown role'}"
-                  for port, state in self.not_served.items() if state != "ok"]
+                  for port, state in self.not_served.items() if state != Outcome.OK]
         return "; ".join(parts) or "every port its role serves answers"
 
 
@@ -64,6 +66,6 @@ def judge_ports(role: str, ports: dict) -> PortJudgement:
     """Judge ``ports`` (port -> outcome, keys as int or str) for a node of ``role``."""
     outcome = {int(p): str(s) for p, s in ports.items()}
     want = served(role)
-    blocked = {p: s for p, s in sorted(outcome.items()) if p in want and s != "ok"}
+    blocked = {p: s for p, s in sorted(outcome.items()) if p in want and s != Outcome.OK}
     other = {p: s for p, s in sorted(outcome.items()) if p not in want}
     return PortJudgement(role, blocked, other)

@@ -1,9 +1,13 @@
 """Sources: the only code that talks to real systems.
 
 Each module wraps one protocol (``ssh``, ``docker`` over SSH, ``proxmox``, ``omni`` through
-omnictl, ``http``) and follows the same rules: every call has a deadline enforced locally, every
-call leaves a :class:`~runbook_lib.calls.Call` in the caller's ``CallLog``, and a failure is raised
-as a :class:`~runbook_lib.errors.SourceError` subclass naming the target and the reason.
+omnictl, ``http``, ``net`` for DNS, TCP, curl and netcat, ``kube``) and follows the same rules: every
+call has a deadline enforced locally, every call leaves a :class:`~runbook_lib.calls.Call` in the
+caller's ``CallLog``, and a failure is raised as a :class:`~runbook_lib.errors.SourceError` subclass
+naming the target and the reason, its ``kind`` an :class:`~runbook_lib.outcome.Outcome` (a probe
+returns its outcome instead: what it found is the evidence). ``omniconfig`` reads omnictl's local
+files. Gathering, the model and the checks never open a socket or run a program themselves
+(tests/test_layout.py holds them to it).
 
 This module holds what the command-running sources share: :class:`CommandResult`,
 :class:`LineSplitter` (a byte stream to decoded lines, with bounded memory), :class:`Tail` (the

@@ -1,7 +1,7 @@
 """Probe an HTTP(S) endpoint (a ``/healthz``): status, timing, and what its certificate says.
 
 :func:`probe` never raises for a network failure: the probe *is* the evidence. Its ``kind`` says
-what happened, in the order a connection goes wrong:
+what happened (an :class:`~runbook_lib.outcome.Outcome`), in the order a connection goes wrong:
 
 ``dns`` the name does not resolve · ``refused`` nothing listens · ``timeout`` no answer within
 the deadline · ``tls`` the handshake or certificate check failed · ``http_error`` an answer with
@@ -24,10 +24,11 @@ from urllib.parse import urlsplit
 
 from .. import redact
 from ..calls import CallLog
+from ..outcome import Outcome
 
 __all__ = ["probe", "HttpProbe", "TLSInfo", "read_certificate"]
 
-KINDS = ("ok", "refused", "dns", "timeout", "tls", "http_error")
+KINDS = (Outcome.OK, Outcome.REFUSED, Outcome.DNS_FAILED, Outcome.TIMED_OUT, Outcome.TLS_FAILED, Outcome.HTTP_ERROR)
 EXCERPT = 512  # characters of the body kept
 READ_LIMIT = 65536  # bytes of the body read at most
 
@@ -55,13 +56,13 @@ class HttpProbe:
     status: int | None
     seconds: float
     error: str
-    kind: str  # one of KINDS
+    kind: Outcome  # one of KINDS
     tls: TLSInfo | None = None
     excerpt: str = ""  # the start of the body (for error pages)
 
     @property
     def ok(self) -> bool:
-        return self.kind == "ok"
+        return self.kind == Outcome.OK
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,7 +96,7 @@ def read_certificate(der: bytes, *, verified: bool, error: str = "") -> TLSInfo:
 
 
 class _Failed(Exception):
-    def __init__(self, kind: str, error: str):
+    def __init__(self, kind: Outcome, error: str):
         super().__init__(error)
         self.kind = kind
         self.error = error
@@ -109,7 +110,7 @@ class _Deadline:
     def left(self) -> float:
         left = self.end - time.monotonic()
         if left <= 0:
-            raise _Failed("timeout", f"no answer within {self.seconds:g} s")
+            raise _Failed(Outcome.TIMED_OUT, f"no answer within {self.seconds:g} s")
         return left
 
 
@@ -117,7 +118,7 @@ def _connect(host: str, port: int, deadline: _Deadline) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise _Failed("dns", f"cannot resolve {host}: {exc.strerror}") from None
+        raise _Failed(Outcome.DNS_FAILED, f"cannot resolve {host}: {exc.strerror}") from None
     last: _Failed | None = None
     for family, kind, proto, _, addr in infos:
         sock = socket.socket(family, kind, proto)
@@ -127,15 +128,15 @@ def _connect(host: str, port: int, deadline: _Deadline) -> socket.socket:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return sock
         except ConnectionRefusedError:
-            last = _Failed("refused", f"connection to {host}:{port} refused")
+            last = _Failed(Outcome.REFUSED, f"connection to {host}:{port} refused")
         except (socket.timeout, TimeoutError):
-            last = _Failed("timeout", f"no answer to the connection within {deadline.seconds:g} s")
+            last = _Failed(Outcome.TIMED_OUT, f"no answer to the connection within {deadline.seconds:g} s")
         except OSError as exc:
-            last = _Failed("refused", f"cannot connect to {host}:{port}: {exc.strerror or exc}")
+            last = _Failed(Outcome.REFUSED, f"cannot connect to {host}:{port}: {exc.strerror or exc}")
         except _Failed as exc:
             last = exc
         sock.close()
-    raise last or _Failed("dns", f"{host} has no address")
+    raise last or _Failed(Outcome.DNS_FAILED, f"{host} has no address")
 
 
 def _context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
@@ -195,13 +196,14 @@ def _probe(url: str, calls: CallLog, ca_file: str | None, verify: bool, timeout:
             call.bytes_in, call.bytes_out = len(body), sent
             call.truncated = len(body) >= READ_LIMIT
             excerpt = redact.default().text(body[:EXCERPT].decode("utf-8", errors="replace"))
-            kind, error = ("http_error", f"HTTP {status}") if status >= 400 else ("ok", "")
+            kind, error = (Outcome.HTTP_ERROR, f"HTTP {status}") if status >= 400 else (Outcome.OK, "")
         except _Failed as exc:
             kind, error = exc.kind, exc.error
-            if kind == "tls" and tls is None and https:
+            if kind == Outcome.TLS_FAILED and tls is None and https:
                 der = _unverified_cert(host, port, _Deadline(max(deadline.end - time.monotonic(), 0.5)))
                 tls = read_certificate(der, verified=False, error=error) if der else TLSInfo(False, error=error)
-        call.outcome = {"ok": "ok", "http_error": "ok", "timeout": "timeout"}.get(kind, "error")
+        call.outcome = (Outcome.OK if kind in (Outcome.OK, Outcome.HTTP_ERROR)  # an answer is a call that worked
+                        else Outcome.TIMED_OUT if kind == Outcome.TIMED_OUT else Outcome.ERROR)
         call.detail = f"HTTP {status}" if status is not None else f"{kind}: {error}"
     return HttpProbe(url=url, status=status, seconds=round(time.monotonic() - start, 4), error=error,
                      kind=kind, tls=tls, excerpt=excerpt)
@@ -211,19 +213,19 @@ def _open_tls(host, port, ca_file, verify, deadline) -> tuple[TLSInfo, ssl.SSLSo
     try:
         ctx = _context(verify, ca_file)
     except (OSError, ssl.SSLError) as exc:
-        raise _Failed("tls", f"cannot load the CA file {ca_file}: {exc.strerror or exc}") from None
+        raise _Failed(Outcome.TLS_FAILED, f"cannot load the CA file {ca_file}: {exc.strerror or exc}") from None
     try:
         sock = _handshake(host, port, ctx, deadline)
     except ssl.SSLCertVerificationError as exc:
-        raise _Failed("tls", f"certificate verify failed: {exc.verify_message}") from None
+        raise _Failed(Outcome.TLS_FAILED, f"certificate verify failed: {exc.verify_message}") from None
     except (socket.timeout, TimeoutError):
-        raise _Failed("timeout", f"no TLS handshake within {deadline.seconds:g} s") from None
+        raise _Failed(Outcome.TIMED_OUT, f"no TLS handshake within {deadline.seconds:g} s") from None
     except ssl.SSLError as exc:
-        raise _Failed("tls", f"TLS handshake failed: {exc.reason or exc}") from None
+        raise _Failed(Outcome.TLS_FAILED, f"TLS handshake failed: {exc.reason or exc}") from None
     except ConnectionResetError:
-        raise _Failed("tls", "the connection was reset during the TLS handshake") from None
+        raise _Failed(Outcome.TLS_FAILED, "the connection was reset during the TLS handshake") from None
     except OSError as exc:
-        raise _Failed("tls", f"TLS handshake failed: {exc.strerror or exc}") from None
+        raise _Failed(Outcome.TLS_FAILED, f"TLS handshake failed: {exc.strerror or exc}") from None
     der = sock.getpeercert(binary_form=True)
     info = read_certificate(der, verified=verify) if der else TLSInfo(verified=verify)
     return info, sock
@@ -247,11 +249,11 @@ def _exchange(sock, host, explicit_port, path, deadline) -> tuple[int, bytes, in
         sock.settimeout(deadline.left())
         body = response.read(READ_LIMIT)
     except (socket.timeout, TimeoutError):
-        raise _Failed("timeout", f"no answer within {deadline.seconds:g} s") from None
+        raise _Failed(Outcome.TIMED_OUT, f"no answer within {deadline.seconds:g} s") from None
     except ConnectionRefusedError:
-        raise _Failed("refused", "connection refused") from None
+        raise _Failed(Outcome.REFUSED, "connection refused") from None
     except (http.client.HTTPException, OSError) as exc:
-        raise _Failed("http_error", f"no valid HTTP answer: {type(exc).__name__}: {exc}") from None
+        raise _Failed(Outcome.HTTP_ERROR, f"no valid HTTP answer: {type(exc).__name__}: {exc}") from None
     finally:
         conn.sock = None
     return response.status, body, len(request)

@@ -44,6 +44,7 @@ from ..errors import (
     TLSFailed,
     Unreachable,
 )
+from ..outcome import Outcome
 
 __all__ = ["ProxmoxCluster", "EndpointProbe", "Credentials", "error_for"]
 
@@ -101,7 +102,7 @@ class EndpointProbe:
     status: int | None  # HTTP status when there was an answer
     seconds: float
     error: str = ""
-    kind: str = "ok"  # ok | unreachable | timeout | auth | permission | tls | ...
+    kind: Outcome = Outcome.OK  # ok, or the SourceError's kind: unreachable, timeout, auth, permission, tls, ...
     version: str | None = None  # the PVE version reported when ok
 
     def to_dict(self) -> dict:

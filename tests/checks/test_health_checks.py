@@ -10,7 +10,7 @@ from runbook_lib import catalog
 from runbook_lib.checks import registered, run_checks
 from runbook_lib.checks.health import POINTS_TO
 from runbook_lib.evidence import Evidence
-from runbook_lib.gather.health import find_guest, stack_rows, summarize_cluster, summarize_request
+from runbook_lib.gather.health import stack_rows
 
 IDS = set(catalog.load().ids("health"))
 
@@ -210,23 +210,6 @@ def test_unreachable_sources_give_unknown_with_the_reason():
     for fid in ("health.provider_registered", "health.machines_available", "health.clusters_healthy"):
         assert got[fid].status == "unknown" and reason in got[fid].evidence[0]
     assert got["health.omni_reachable"].status == "ok"
-
-
-def test_guest_lookup_matches_id_and_type():
-    listing = [{"vmid": 200, "type": "qemu", "name": "other", "node": "pve1", "status": "running"},
-               {"vmid": 200, "type": "lxc", "name": "foxtrot", "node": "pve3", "status": "stopped"}]
-    assert find_guest(listing, 200, "lxc")["name"] == "foxtrot"
-    assert find_guest(listing, 201, "lxc") is None
-
-
-def test_resource_summaries_read_omnis_fields():
-    r = summarize_request({"metadata": {"id": "r", "created": "2026-02-14T10:00:00Z"},
-                           "spec": {"stage": 1, "status": "s", "error": ""}}, 1771063200.0 + 60)
-    assert r == {"id": "r", "stage": 1, "status": "s", "error": "", "uuid": "", "age": 60.0}
-    c = summarize_cluster({"metadata": {"id": "homelab"},
-                           "spec": {"ready": True, "available": True, "phase": 3,
-                                    "machines": {"total": 3, "healthy": 2, "connected": 3}}})
-    assert (c["total"], c["healthy"], c["phase"]) == (3, 2, 3)
 
 
 def test_the_stack_overview_shows_each_part_and_why_one_is_missing():

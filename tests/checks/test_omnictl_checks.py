@@ -1,22 +1,17 @@
 """The omnictl checks, judged from evidence dicts; omnictl's real error lines go through the same
-classification the source applies; the key reader is checked against gpg's own view of a key."""
+classification the source applies. (What gathering makes of the key: tests/gather/test_omnictl_gather.py;
+the key reader: tests/test_openpgp.py.)"""
 
 from __future__ import annotations
 
-import base64
 import copy
-import json
-import os
-import shutil
-import subprocess
-import time
 
 import pytest
 
 from runbook_lab.omnictl import Invocation, connection_error
 from runbook_lib.checks import registered, run_checks
 from runbook_lib.evidence import Evidence
-from runbook_lib.gather.omnictl import decode_service_account_key, error_detail, key_facts, pgp_key_facts, read_config
+from runbook_lib.gather.omnictl import error_detail
 from runbook_lib.sources.omni import classify
 
 URL = "https://omni.example.org"
@@ -200,125 +195,9 @@ def test_site_config_that_does_not_exist_is_missing_config():
     assert verdict(ev)["omnictl.missing"].status == "problem"
 
 
-# ------------------------------------------------------------------------------- the key reader
-
-
-@pytest.fixture(scope="module")
-def gpg_key(tmp_path_factory):
-    """A real OpenPGP key made by gpg, with gpg's own creation and expiry times."""
-    if not shutil.which("gpg"):
-        pytest.skip("gpg is not installed")
-    home = tmp_path_factory.mktemp("gnupg")
-    os.chmod(home, 0o700)
-    base = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
-    try:
-        subprocess.run([*base, "--quick-gen-key", "runbook <runbook@serviceaccount.omni.sidero.dev>", "ed25519",
-                        "sign", "3d"], check=True, capture_output=True, timeout=30)
-        armored = subprocess.run([*base, "--armor", "--export-secret-keys"], check=True, capture_output=True,
-                                 text=True, timeout=30).stdout
-        colons = subprocess.run(["gpg", "--homedir", str(home), "--with-colons", "--list-keys"], check=True,
-                                capture_output=True, text=True, timeout=30).stdout
-    finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, timeout=30)
-    pub = next(line.split(":") for line in colons.splitlines() if line.startswith("pub:"))
-    return armored, int(pub[5]), int(pub[6])
-
-
-def test_pgp_reader_agrees_with_gpg(gpg_key):
-    armored, created, expires = gpg_key
-    facts = pgp_key_facts(armored)
-    assert facts["created"] == created and facts["expires"] == expires
-    assert facts["user_id"] == "runbook <runbook@serviceaccount.omni.sidero.dev>"
-
-
-def test_service_account_key_facts_without_revealing_the_key(gpg_key, monkeypatch):
-    armored, created, expires = gpg_key
-    value = base64.b64encode(json.dumps({"name": "runbook", "pgp_key": armored}).encode()).decode()
-    monkeypatch.setenv("OMNI_KEY_UNDER_TEST", value)
-    facts = key_facts("env:OMNI_KEY_UNDER_TEST", {}, now=created + 86400)
-    assert facts["readable"] and facts["identity"] == "runbook"
-    assert facts["days_left"] == pytest.approx((expires - created - 86400) / 86400, abs=0.01)
-    assert facts["expires"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
-    assert value not in json.dumps(facts) and armored.splitlines()[2] not in json.dumps(facts)
-    later = key_facts("env:OMNI_KEY_UNDER_TEST", {}, now=expires + 3600)
-    assert later["days_left"] < 0
-
-
-def test_saved_login_key_is_found_by_context_and_identity(gpg_key, tmp_path, monkeypatch):
-    armored, _, expires = gpg_key
-    monkeypatch.setenv("SIDEROV1_KEYS_DIR", str(tmp_path))
-    (tmp_path / "default-op@example.org.pgp").write_text(armored)
-    facts = key_facts(None, {"identity": "op@example.org", "current": "default"})
-    assert facts["kind"] == "saved login key" and facts["readable"]
-    assert facts["expires"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
-    missing = key_facts(None, {"identity": "other@example.org", "current": "default"})
-    assert not missing["readable"] and "browser login" in missing["note"]
-
-
-def test_key_without_expiry_never_expires(tmp_path):
-    if not shutil.which("gpg"):
-        pytest.skip("gpg is not installed")
-    home = tmp_path / "g"
-    home.mkdir(mode=0o700)
-    base = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
-    try:
-        subprocess.run([*base, "--quick-gen-key", "forever <f@example.org>", "ed25519", "sign", "never"],
-                       check=True, capture_output=True, timeout=30)
-        armored = subprocess.run([*base, "--armor", "--export"], check=True, capture_output=True, text=True,
-                                 timeout=30).stdout
-    finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, timeout=30)
-    assert pgp_key_facts(armored)["expires"] is None
-
-
-@pytest.mark.parametrize("value", [CANARY, base64.b64encode(b'{"name": "x"}').decode(),
-                                   base64.b64encode(json.dumps({"name": "x", "pgp_key": CANARY}).encode()).decode()])
-def test_unreadable_keys_say_why_and_never_echo_the_value(value, monkeypatch):
-    monkeypatch.setenv("OMNI_KEY_UNDER_TEST", value)
-    facts = key_facts("env:OMNI_KEY_UNDER_TEST", {})
-    assert not facts["readable"] and facts["note"].startswith("expiry not readable")
-    assert CANARY not in json.dumps(facts) and value not in json.dumps(facts)
-
-
-def test_decode_rejects_json_without_a_pgp_key():
-    with pytest.raises(ValueError, match="pgp_key"):
-        decode_service_account_key(base64.b64encode(b'{"name": "svc"}').decode())
-
-
-def test_omniconfig_contexts_are_read(tmp_path):
-    path = tmp_path / "config"
-    path.write_text("contexts:\n  default:\n    url: https://omni.example.org\n    auth:\n      siderov1:\n"
-                    "        identity: op@example.org\n  lab:\n    url: https://127.0.0.1:8443\ncontext: default\n")
-    cfg = read_config(str(path))
-    assert cfg["contexts"] == ["default", "lab"] and cfg["url"] == "https://omni.example.org"
-    assert cfg["identity"] == "op@example.org" and cfg["source"].startswith("site file")
-    assert read_config(str(path), "lab")["url"] == "https://127.0.0.1:8443"
-    assert read_config(str(path), "nosuch")["error"] == "context 'nosuch' is not in the file"
-    assert not read_config(str(tmp_path / "absent"))["exists"]
-
-
 def test_a_call_that_times_out_while_the_network_is_fine_points_at_omni_itself():
     ev = with_(omnictl={"command": "omnictl get clusters -o json", "ok": False, "kind": "timeout", "detail": "",
                         "line": "omnictl did not finish within 15 s (killed)", "count": None})
     f = verdict(ev)["omnictl.connection_refused"]
     assert f.status == "problem" and f.summary == "Omni does not answer omnictl in time"
     assert "does not finish" in f.fix and verdict(ev)["omnictl.unauthorized"].status == "unknown"
-
-
-def test_gathering_without_a_binary_runs_nothing_and_keeps_the_key_private():
-    from runbook_lab.twin import Twin
-    from runbook_lib.calls import CallLog
-    from runbook_lib.gather.omnictl import gather
-    from runbook_lib.site import load_site
-
-    with Twin("omnictl-missing") as twin:
-        calls = CallLog()
-        ev = gather(load_site(twin.site_file), calls)
-        secrets = list(twin.secrets.values())
-        requests = [r for r in twin.requests() if r.get("kind") == "omnictl"]
-    assert not ev.get("binary")["found"] and requests == []
-    assert {c.target.split()[0] for c in calls.calls} == {"dns", "tcp", ev.get("healthz")["url"]}
-    assert ev.get("key")["note"].startswith("expiry not readable")
-    dumped = json.dumps(ev.to_dict(), default=str)
-    assert secrets and not any(s in dumped for s in secrets)
-    assert statuses(ev.to_dict()["items"], ev.errors)["omnictl.missing"] == "problem"

@@ -8,7 +8,7 @@ import pytest
 
 from runbook_lib.checks import registered, run_checks
 from runbook_lib.evidence import Evidence
-from runbook_lib.gather.storage import meant_key, summarize_class
+from runbook_lib.gather.storage import summarize_class
 from runbook_lib.views import storage
 
 GIB = 1024 ** 3
@@ -223,19 +223,3 @@ def test_pick_table_shows_every_storage_with_first_and_why():
     assert {r["matched"] for r in broken} == {None} and "type(type)" in broken[-1]["why"]
 
 
-@pytest.mark.parametrize("key, meant", [("storageSelector", "storage_selector"), ("diskSize", "disk_size"),
-                                        ("storage_selecter", "storage_selector"), ("cores", None),
-                                        ("colour", None)])
-def test_meant_key(key, meant):
-    assert meant_key(key) == meant
-
-
-def test_summarize_class_reads_the_readme_manifest_and_go_scalars():
-    c = summarize_class({"metadata": {"id": "k8s-style"}, "spec": {"autoprovision": {
-        "providerid": "proxmox", "providerdata": 'config:\n  cpu: 2\n  storageSelector: name == "x"\n'}}})
-    assert {i["key"] for i in c["ignored"]} >= {"config", "config.storageSelector"}
-    assert not c["selectors"][0]["present"]
-    c = machine_class("bool", "storage_selector: true\n")
-    assert c["selectors"][0]["text"] == "true"  # go-yaml decodes a bool into a string field as "true"
-    c = machine_class("broken", "storage_selector: [unclosed\n")
-    assert c["error"].startswith("providerdata is not valid YAML")
