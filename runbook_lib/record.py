@@ -36,7 +36,7 @@ import shutil
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import kernel_session, records
 from .errors import RunbookError, RunFailed
@@ -157,44 +157,42 @@ class Record:
         for the HTML renderer. Raises :class:`RunFailed` when the record cannot be written; nothing
         of it is left then.
         """
-        if self.published:
-            raise RunbookError(f"record {self.run_id} is already published")
         verdict.record = self.relative()
-        try:
-            if self._claim_error is not None:
-                raise RunFailed(f"cannot create the record directory under {self.paths.dir.parent}: "
-                                f"{self._claim_error.strerror or self._claim_error}")
+
+        def write(staged: records.RecordPaths) -> str:
             notebook.metadata.setdefault("papermill", {})
             notebook.metadata.papermill["output_path"] = str(self.paths.notebook)
             notebook.metadata["runbook"] = {"provenance": dict(verdict.provenance)}
-            clean = records.scrub_notebook(notebook, redactor)
-            staged = records.paths_in(self.outputs, self._staging, self.runbook)
-            self.verdict_sha256 = records.write_record(
-                staged, clean, verdict, html_wait=INTERRUPTED_HTML_WAIT if interrupted else None,
-                attachments=attachments)
-            try:
-                os.rename(self._staging, self.paths.dir)
-            except OSError as exc:
-                raise RunFailed(f"cannot publish the record as {self.paths.dir}: {exc.strerror or exc}") from None
-            records.fsync_dir(self.paths.dir.parent)
+            return records.write_record(staged, records.scrub_notebook(notebook, redactor), verdict,
+                                        html_wait=INTERRUPTED_HTML_WAIT if interrupted else None,
+                                        attachments=attachments)
+        try:
+            self._publish(write)
         except RunFailed:
             verdict.record = ""
-            self._remove_staging()
             raise
-        self.published = True
         self._verdict = verdict
 
     def publish_document(self, doc: dict) -> None:
         """Publish a record that is one JSON document (a drill: no notebook, no site observed) at
         ``paths.verdict``, whole, like :meth:`publish`."""
+        body = (json.dumps(doc, indent=1) + "\n").encode("utf-8")
+
+        def write(staged: records.RecordPaths) -> str:
+            records.write_atomic(staged.verdict, body)
+            return records.sha256_bytes(body)
+        self._publish(write)
+
+    def _publish(self, write: Callable[[records.RecordPaths], str]) -> None:
+        """``write`` the files into the staging directory (it returns the main JSON's digest), then
+        rename it into place in one step; on failure nothing of the record is left."""
         if self.published:
             raise RunbookError(f"record {self.run_id} is already published")
-        body = (json.dumps(doc, indent=1) + "\n").encode("utf-8")
         try:
             if self._claim_error is not None:
                 raise RunFailed(f"cannot create the record directory under {self.paths.dir.parent}: "
                                 f"{self._claim_error.strerror or self._claim_error}")
-            records.write_atomic(records.paths_in(self.outputs, self._staging, self.runbook).verdict, body)
+            self.verdict_sha256 = write(records.paths_in(self.outputs, self._staging, self.runbook))
             try:
                 os.rename(self._staging, self.paths.dir)
             except OSError as exc:
@@ -203,7 +201,6 @@ class Record:
         except RunFailed:
             self._remove_staging()
             raise
-        self.verdict_sha256 = records.sha256_bytes(body)
         self.published = True
 
     def index(self, entry: dict | None = None) -> dict:
