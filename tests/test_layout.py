@@ -182,3 +182,27 @@ def test_the_product_never_imports_the_twin():
                 importers.append(str(path.relative_to(PACKAGE)))
     assert importers == []
     assert not (PACKAGE / "lab").exists()
+
+
+def test_every_package_the_product_imports_is_declared():
+    """What runbook_lib imports from outside the standard library is a dependency pyproject.toml
+    names, not something that happens to arrive with another package."""
+    import importlib.metadata
+    import re
+    import sys
+    import tomllib
+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[\[<>=! ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in project["dependencies"]}
+    top = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                top |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                top.add(node.module.split(".")[0])
+    third = top - set(sys.stdlib_module_names) - {"runbook_lib"}
+    dists = importlib.metadata.packages_distributions()
+    missing = {m: dists.get(m) for m in third
+               if not {d.lower().replace("_", "-") for d in dists.get(m, [m])} & declared}
+    assert missing == {}
