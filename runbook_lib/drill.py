@@ -511,6 +511,10 @@ def _cmd_stop(lab: Lab) -> int:
         print(f"drill {state['drill_id']} ended (answered: {state['answered']['score']}); its twin is stopped",
               file=sys.stderr)
     else:
-        print(f"drill {state['drill_id']} ended without an answer (nothing recorded); its twin is stopped",
+        model = lab.load("model")
+        name = match(state, model.list_scenarios())
+        was = (f"; it was {name}: {model.load_scenario(name)['summary'].strip().splitlines()[0]}" if name
+               else "")
+        print(f"drill {state['drill_id']} ended without an answer (nothing recorded); its twin is stopped{was}",
               file=sys.stderr)
     return 0

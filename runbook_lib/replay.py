@@ -171,6 +171,10 @@ def saved(outputs: Path, entry: dict) -> tuple[dict, dict]:
     run = entry.get("run_id", "?")
     if entry.get("kind", "incident") != "incident":
         raise NoEvidence(f"run {run} is a {entry.get('kind')}, not an incident: there is nothing to judge again")
+    if entry.get("tampered"):
+        changed = ", ".join(map(str, entry["tampered"]))
+        raise NoEvidence(f"run {run}: its files changed after it was written ({changed}; see `runbook records "
+                         "verify`): its evidence is not what the run decided on")
     recorded = archive.load_verdict(outputs, entry)
     path = records.paths_in(outputs, archive.record_dir(outputs, entry), entry["runbook"]).evidence
     try:

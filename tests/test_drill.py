@@ -270,3 +270,14 @@ def test_a_real_drill_hides_its_scenario_until_the_answer(env, capsys):
         assert cli.main(["drill", "status"]) == 1
     finally:
         cli.main(["drill", "stop"])
+
+
+def test_a_drill_stopped_unanswered_names_what_it_was(fake, env, capsys):
+    assert cli.main(["drill", "start", "--seed", "5", "--section", "omnictl"]) == 0
+    started = capsys.readouterr()
+    name = drawn("omnictl", 5)["name"]
+    assert name not in started.out + started.err  # hidden while it runs
+    assert cli.main(["drill", "stop"]) == 0
+    err = capsys.readouterr().err
+    assert "without an answer" in err and f"it was {name}: " in err
+    assert index(env) == []  # nothing recorded

@@ -104,3 +104,12 @@ def test_an_export_round_trips_into_a_passing_fixture(outputs, tmp_path, capsys)
     assert replay.fixture_mismatches(fixture)  # and it can fail
     assert cli.main(["records", "export", "last", "--outputs", str(outputs), "--scenario", str(target)]) == 3
     assert "exists already" in capsys.readouterr().err
+
+
+def test_a_tampered_record_is_not_replayed(outputs, capsys):
+    path = evidence_file(outputs)
+    path.write_text(path.read_text().replace('"running"', '"stopped"', 1))
+    archive.rebuild(outputs)  # the index now marks the record tampered
+    assert archive.find(outputs, "last").get("tampered")
+    assert cli.main(["replay", "last", "--outputs", str(outputs)]) == 3
+    assert "changed after it was written" in capsys.readouterr().err
