@@ -37,6 +37,14 @@ def in_parallel(ev: Evidence, groups: dict[str, Callable[[Evidence], None]], pro
     return ev
 
 
+def provider_evidence(site: Site, **expected: Any) -> Evidence:
+    """The evidence of a section about the site's provider, begun with what the site expects of it
+    (``expected``: its provider id and Proxmox cluster, and the section's own limits or choices)."""
+    ev = Evidence()
+    ev.put("expected", {"provider_id": site.provider.id, "cluster": site.provider.cluster, **expected})
+    return ev
+
+
 def log_window(tail: int | None, since: str | None) -> str:
     """How much of a container's log was read, in the words every section's evidence uses."""
     return f"tail {tail or 'all'}" + (f", since {since}" if since else "")

@@ -33,7 +33,7 @@ from ..sources import docker, net
 from ..sources.omni import Omnictl
 from ..sources.proxmox import ProxmoxCluster
 from ..sources.ssh import SSHHost
-from . import in_parallel, log_window
+from . import in_parallel, log_window, provider_evidence
 from .provider import api_base, container_env, find_container, read_settings, summarize_container
 
 _OMNI_TYPES = {  # evidence name -> omnictl type
@@ -425,8 +425,7 @@ def _registration(ev: Evidence, px: ProxmoxCluster, host: SSHHost, opts: Options
 def gather(site: Site, calls: CallLog, options: Options | None = None,
            progress: Callable[[str], None] | None = None) -> Evidence:
     opts = options or Options()
-    ev = Evidence()
-    ev.put("expected", {"provider_id": site.provider.id, "cluster": site.provider.cluster, **opts.limits})
+    ev = provider_evidence(site, **opts.limits)
     ev.put("now", time.time())
     private = _Private()
     px = ProxmoxCluster(site.provider.cluster, site.proxmox[site.provider.cluster], calls)

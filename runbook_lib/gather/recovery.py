@@ -40,7 +40,7 @@ from ..sources import docker
 from ..sources.omni import Omnictl
 from ..sources.proxmox import ProxmoxCluster
 from ..sources.ssh import SSHHost
-from . import in_parallel, log_window
+from . import in_parallel, log_window, provider_evidence
 from .provider import find_container
 
 
@@ -253,8 +253,7 @@ def _provider_log(ev: Evidence, host: SSHHost, site: Site, opts: Options) -> Non
 def gather(site: Site, calls: CallLog, options: Options | None = None,
            progress: Callable[[str], None] | None = None) -> Evidence:
     opts = options or Options()
-    ev = Evidence()
-    ev.put("expected", {"provider_id": site.provider.id, "cluster": site.provider.cluster, **opts.limits})
+    ev = provider_evidence(site, **opts.limits)
     ev.put("now", time.time())
     px = ProxmoxCluster(site.provider.cluster, site.proxmox[site.provider.cluster], calls)
     host = SSHHost(site.hosts.provider, calls)

@@ -23,7 +23,7 @@ from ..model.storage import edit_distance
 from ..site import Site
 from ..sources.omni import Omnictl
 from ..sources.proxmox import ProxmoxCluster
-from . import in_parallel
+from . import in_parallel, provider_evidence
 
 # The provider data keys the provider knows (internal/pkg/provider/data.go); it ignores any other.
 PROVIDER_KEYS = ("cores", "sockets", "memory", "disk_size", "storage_selector", "node", "network_bridge", "vlan",
@@ -124,9 +124,7 @@ def summarize_storage(row: dict) -> dict:
 def gather(site: Site, calls: CallLog, options: Options | None = None,
            progress: Callable[[str], None] | None = None) -> Evidence:
     opts = options or Options()
-    ev = Evidence()
-    ev.put("expected", {"provider_id": site.provider.id, "cluster": site.provider.cluster,
-                        "candidate": opts.selector or None, "machine_class": opts.machine_class or None})
+    ev = provider_evidence(site, candidate=opts.selector or None, machine_class=opts.machine_class or None)
     in_parallel(ev, {
         "omni": lambda e: _omni(e, site, calls),
         "proxmox": lambda e: _proxmox(e, site, calls, opts),
